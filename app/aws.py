@@ -1,0 +1,41 @@
+"""boto3 clients, built when a command starts (never at import), sharing one retry and timeout policy.
+
+Endpoints are boto3's business: ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` point them at an
+emulator without any variable of ours.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from app.config import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def client_config(*, pool_size: int) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=60,  # above the 20 s long poll
+        max_pool_connections=pool_size,
+        tcp_keepalive=True,
+    )
+
+
+class AwsClients:
+    def __init__(self, settings: Settings) -> None:
+        self._session = boto3.session.Session(region_name=settings.aws_region)
+        # every worker thread may call S3 at once, plus the poller, heartbeat and settler on SQS
+        self._config = client_config(pool_size=settings.worker_concurrency + 4)
+
+    def sqs(self) -> SQSClient:
+        return self._session.client("sqs", config=self._config)
+
+    def s3(self) -> S3Client:
+        return self._session.client("s3", config=self._config)

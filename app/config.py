@@ -1,0 +1,134 @@
+"""Every setting of filefleet, read from the environment, typed and validated in one place.
+
+Endpoints are deliberately absent: boto3 reads ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` itself,
+so pointing the worker at an emulator needs no variable of ours. Defaults are the operations guide's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+GUIDE_REGION = "ap-northeast-1"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SQS_MAX_VISIBILITY_TIMEOUT = 43_200  # 12 hours, the SQS limit
+SQS_MAX_WAIT_TIME = 20
+
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# https://sqs.us-east-1.amazonaws.com/... and the legacy https://us-east-1.queue.amazonaws.com/...
+_REGION_IN_QUEUE_HOST = re.compile(
+    r"^(?:sqs\.)?([a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazonaws\.com(?:\.cn)?$"
+)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable and what is wrong, on one line."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    queue_url: str
+    dead_letter_queue_url: str | None
+    s3_bucket: str | None
+    worker_concurrency: int
+    visibility_timeout: int
+    wait_time_seconds: int
+    drain_seconds: int
+    retry_base_seconds: int
+    retry_max_seconds: int
+    max_receive_count: int | None
+    aws_region: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        read = _EnvReader(env)
+        queue_url = read.url("SQS_QUEUE_URL", required=True)
+        assert queue_url is not None
+        retry_base = read.integer("RETRY_BASE_SECONDS", default=10, low=1, high=SQS_MAX_VISIBILITY_TIMEOUT)
+        retry_max = read.integer("RETRY_MAX_SECONDS", default=900, low=1, high=SQS_MAX_VISIBILITY_TIMEOUT)
+        if retry_max < retry_base:
+            raise ConfigError(f"RETRY_MAX_SECONDS={retry_max} is below RETRY_BASE_SECONDS={retry_base}")
+        return cls(
+            queue_url=queue_url,
+            dead_letter_queue_url=read.url("DEAD_LETTER_QUEUE_URL", required=False),
+            s3_bucket=read.bucket("S3_BUCKET"),
+            worker_concurrency=read.integer("WORKER_CONCURRENCY", default=2, low=1, high=256),
+            visibility_timeout=read.integer(
+                "VISIBILITY_TIMEOUT", default=300, low=1, high=SQS_MAX_VISIBILITY_TIMEOUT
+            ),
+            wait_time_seconds=read.integer("WAIT_TIME_SECONDS", default=20, low=0, high=SQS_MAX_WAIT_TIME),
+            drain_seconds=read.integer("DRAIN_SECONDS", default=90, low=1, high=3600),
+            retry_base_seconds=retry_base,
+            retry_max_seconds=retry_max,
+            max_receive_count=read.optional_integer("MAX_RECEIVE_COUNT", low=1, high=1000),
+            aws_region=_region(env, queue_url),
+            log_level=read.choice("LOG_LEVEL", default="INFO", choices=LOG_LEVELS),
+        )
+
+
+def _region(env: Mapping[str, str], queue_url: str) -> str:
+    """AWS_REGION, else boto3's AWS_DEFAULT_REGION, else the region in an AWS queue URL, else the guide's."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if value := env.get(name, "").strip():
+            return value
+    host = (urlsplit(queue_url).hostname or "").lower()
+    if match := _REGION_IN_QUEUE_HOST.match(host):
+        return match.group(1)
+    return GUIDE_REGION
+
+
+class _EnvReader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def url(self, name: str, *, required: bool) -> str | None:
+        value = self._raw(name)
+        if value is None:
+            if required:
+                raise ConfigError(
+                    f"{name} is required: set it to the queue URL, e.g. from `aws sqs get-queue-url`"
+                )
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not parts.path.strip("/"):
+            raise ConfigError(
+                f"{name}={value!r} is not a queue URL (expected https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+            )
+        return value
+
+    def bucket(self, name: str) -> str | None:
+        value = self._raw(name)
+        if value is not None and not _BUCKET_NAME.match(value):
+            raise ConfigError(f"{name}={value!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+        return value
+
+    def integer(self, name: str, *, default: int, low: int, high: int) -> int:
+        value = self.optional_integer(name, low=low, high=high)
+        return default if value is None else value
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name}={value} is out of range: it must be between {low} and {high}")
+        return value
+
+    def choice(self, name: str, *, default: str, choices: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.upper() not in choices:
+            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
+        return raw.upper()

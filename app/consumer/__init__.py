@@ -1,0 +1,1 @@
+"""Talking to SQS: receive, keep invisible, and settle each message exactly once."""
