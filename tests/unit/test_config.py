@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app.config import ConfigError, Settings
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/files"
+
+
+def test_defaults_are_the_guides() -> None:
+    settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE})
+    assert settings.worker_concurrency == 2
+    assert settings.visibility_timeout == 300
+    assert settings.wait_time_seconds == 20
+    assert settings.drain_seconds == 90
+    assert settings.log_level == "INFO"
+    assert settings.dead_letter_queue_url is None
+    assert settings.s3_bucket is None
+    assert settings.max_receive_count is None
+
+
+def test_every_setting_is_read_from_its_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "SQS_QUEUE_URL": QUEUE,
+            "DEAD_LETTER_QUEUE_URL": QUEUE + "-dlq",
+            "S3_BUCKET": "cis-filesearch-landing-dev",
+            "WORKER_CONCURRENCY": "16",
+            "VISIBILITY_TIMEOUT": "600",
+            "WAIT_TIME_SECONDS": "5",
+            "DRAIN_SECONDS": "100",
+            "RETRY_BASE_SECONDS": "2",
+            "RETRY_MAX_SECONDS": "60",
+            "MAX_RECEIVE_COUNT": "7",
+            "AWS_REGION": "ap-northeast-1",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert (settings.dead_letter_queue_url, settings.s3_bucket) == (
+        QUEUE + "-dlq",
+        "cis-filesearch-landing-dev",
+    )
+    assert (settings.worker_concurrency, settings.visibility_timeout, settings.wait_time_seconds) == (
+        16,
+        600,
+        5,
+    )
+    assert (settings.drain_seconds, settings.retry_base_seconds, settings.retry_max_seconds) == (100, 2, 60)
+    assert (settings.max_receive_count, settings.aws_region, settings.log_level) == (
+        7,
+        "ap-northeast-1",
+        "DEBUG",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "region"),
+    [
+        ({"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "us-east-1"}, "us-west-2"),
+        ({"AWS_DEFAULT_REGION": "us-east-1"}, "us-east-1"),
+        ({}, "eu-west-1"),  # from the queue URL
+    ],
+)
+def test_region_follows_boto3_then_the_queue_url(env: dict[str, str], region: str) -> None:
+    assert Settings.from_env({"SQS_QUEUE_URL": QUEUE, **env}).aws_region == region
+
+
+def test_region_of_a_legacy_queue_url_and_the_guides_default() -> None:
+    legacy = "https://ap-southeast-2.queue.amazonaws.com/123456789012/files"
+    assert Settings.from_env({"SQS_QUEUE_URL": legacy}).aws_region == "ap-southeast-2"
+    local = "http://localhost:4566/000000000000/files"
+    assert Settings.from_env({"SQS_QUEUE_URL": local}).aws_region == "ap-northeast-1"
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "says"),
+    [
+        ({}, "SQS_QUEUE_URL", "is required"),
+        ({"SQS_QUEUE_URL": "files"}, "SQS_QUEUE_URL", "not a queue URL"),
+        ({"DEAD_LETTER_QUEUE_URL": "ftp://x/y"}, "DEAD_LETTER_QUEUE_URL", "not a queue URL"),
+        ({"S3_BUCKET": "Not_A_Bucket"}, "S3_BUCKET", "not a valid S3 bucket name"),
+        ({"WORKER_CONCURRENCY": "two"}, "WORKER_CONCURRENCY", "not a whole number"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY", "between 1 and 256"),
+        ({"VISIBILITY_TIMEOUT": "43201"}, "VISIBILITY_TIMEOUT", "between 1 and 43200"),
+        ({"WAIT_TIME_SECONDS": "21"}, "WAIT_TIME_SECONDS", "between 0 and 20"),
+        ({"DRAIN_SECONDS": "-1"}, "DRAIN_SECONDS", "between 1 and 3600"),
+        (
+            {"RETRY_BASE_SECONDS": "60", "RETRY_MAX_SECONDS": "30"},
+            "RETRY_MAX_SECONDS",
+            "below RETRY_BASE_SECONDS",
+        ),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL", "not one of"),
+    ],
+)
+def test_an_invalid_setting_names_the_variable_and_the_problem(
+    env: dict[str, str], named: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"SQS_QUEUE_URL": QUEUE, **env} if named != "SQS_QUEUE_URL" else env)
+    message = str(error.value)
+    assert message.startswith(named) and says in message
+    assert "\n" not in message
+
+
+def test_blank_values_mean_unset() -> None:
+    settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE, "WORKER_CONCURRENCY": " ", "S3_BUCKET": ""})
+    assert settings.worker_concurrency == 2 and settings.s3_bucket is None
+
+
+def test_the_cli_exits_2_with_one_line_naming_the_variable() -> None:
+    env = {"PATH": "/usr/bin:/bin", "WORKER_CONCURRENCY": "lots"}
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "SQS_QUEUE_URL" in result.stderr
