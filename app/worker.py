@@ -126,7 +126,9 @@ class Worker:
         poller = threading.Thread(target=self._poll, name="poller", daemon=True)
         poller.start()
         cause = self._supervise(until_idle)
-        abandoned = self._finish_after_idle(poller) if cause == IDLE else self._drain(cause, poller)
+        if cause == IDLE:
+            cause = self._finish_after_idle(poller)
+        abandoned = 0 if cause == IDLE else self._drain(cause, poller)
         self._settler.close()
         self._heartbeat.stop()
         self._executor.shutdown(wait=abandoned == 0, cancel_futures=True)
@@ -151,15 +153,22 @@ class Worker:
                 return 0.0
             return self._clock() - self._last_activity
 
-    def _finish_after_idle(self, poller: threading.Thread) -> int:
-        """A batch run ends gracefully: stop receiving, then process whatever the last receive brought."""
+    def _finish_after_idle(self, poller: threading.Thread) -> str:
+        """A batch run ends gracefully: stop receiving, then process whatever the last receive brought.
+
+        A drain requested meanwhile (SIGTERM) takes over; its cause is returned instead of IDLE.
+        """
         self._stop_receiving_now()
-        poller.join()
-        with self._room:
-            running = list(self._futures)
-        wait_futures(running)
+        while poller.is_alive() or self._holding():
+            cause = self.drain_signal.wait(timeout=0.2)
+            if cause is not None:
+                return cause
         self._settler.flush()
-        return 0
+        return IDLE
+
+    def _holding(self) -> bool:
+        with self._room:
+            return bool(self._futures)
 
     def _drain(self, cause: str, poller: threading.Thread) -> int:
         deadline = self._clock() + self._settings.drain_seconds
@@ -200,6 +209,13 @@ class Worker:
     # -- receiving ---------------------------------------------------------------------------------------
 
     def _poll(self) -> None:
+        try:
+            self._receive_until_stopped()
+        except Exception as exc:
+            log.exception("worker.poller_failed")
+            self._fatal = f"poller failed: {type(exc).__name__}: {exc}"
+
+    def _receive_until_stopped(self) -> None:
         pause = 1.0
         while (wanted := self._wait_for_room()) > 0:
             try:

@@ -78,6 +78,8 @@ class VisibilityHeartbeat:
                 self.extend_due()
             except (BotoCoreError, ClientError) as exc:
                 log.warning("visibility.extend_failed", extra={"error": str(exc)})
+            except Exception:  # a bug here must not stop the heartbeat of every other message
+                log.exception("visibility.extend_failed")
             self.last_beat = self._clock()
 
     def extend_due(self) -> int:

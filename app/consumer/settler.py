@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from app.consumer.backoff import ExponentialBackoff
 from app.consumer.deadletter import dead_letter_message
 from app.consumer.heartbeat import LOST_LEASE_CODES, VisibilityHeartbeat
@@ -157,7 +155,7 @@ class Settler:
         ]
         try:
             failures = self._dead_letter.send(outgoing)
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the messages are retried, not dropped
             failures = [EntryFailure(i, type(exc).__name__, str(exc), False) for i in range(len(dead))]
         refused = {failure.index: failure for failure in failures}
         delivered: list[_Pending] = []
@@ -189,7 +187,7 @@ class Settler:
         self._heartbeat.untrack(messages)
         try:
             failures = call(messages)
-        except (BotoCoreError, ClientError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the entries are tried again
             failures = [EntryFailure(i, type(exc).__name__, str(exc), False) for i in range(len(items))]
         refused = {failure.index: failure for failure in failures}
         again: list[_Pending] = []
