@@ -32,7 +32,7 @@ class AwsClients:
     def __init__(self, settings: Settings) -> None:
         self._session = boto3.session.Session(region_name=settings.aws_region)
         # every worker thread may call S3 at once, plus the poller, heartbeat and settler on SQS
-        self._config = client_config(pool_size=settings.worker_concurrency + 4)
+        self._config = client_config(pool_size=settings.queue.worker_concurrency + 4)
 
     def sqs(self) -> SQSClient:
         return self._session.client("sqs", config=self._config)

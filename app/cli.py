@@ -69,11 +69,11 @@ def _run_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
     clients = AwsClients(settings)
-    source = SqsQueue(clients.sqs(), settings.queue_url)
+    source = SqsQueue(clients.sqs(), settings.queue.queue_url)
     dead_letter_url, max_receive_count = _dead_letter_route(source, settings)
     drain = DrainSignal()
     worker = Worker(
-        settings,
+        settings.queue,
         source=source,
         dead_letter=SqsQueue(source.client, dead_letter_url),
         max_receive_count=max_receive_count,
@@ -105,14 +105,14 @@ def _dead_letter_route(source: SqsQueue, settings: Settings) -> tuple[str, int]:
         raise StartupError("no AWS region: set AWS_REGION") from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
-        raise StartupError(f"SQS_QUEUE_URL={settings.queue_url}: {code}: {exc}") from None
+        raise StartupError(f"SQS_QUEUE_URL={settings.queue.queue_url}: {code}: {exc}") from None
     except BotoCoreError as exc:
-        raise StartupError(f"cannot reach SQS for {settings.queue_url}: {exc}") from None
-    url = settings.dead_letter_queue_url or (route.url if route else None)
+        raise StartupError(f"cannot reach SQS for {settings.queue.queue_url}: {exc}") from None
+    url = settings.queue.dead_letter_queue_url or (route.url if route else None)
     if url is None:
         raise StartupError(
             "no dead-letter queue: set DEAD_LETTER_QUEUE_URL or give the queue a RedrivePolicy "
             "(a worker without one could only drop or endlessly retry what it cannot process)"
         )
-    limit = settings.max_receive_count or (route.max_receive_count if route else None)
+    limit = settings.queue.max_receive_count or (route.max_receive_count if route else None)
     return url, limit or DEFAULT_MAX_RECEIVE_COUNT

@@ -28,10 +28,12 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings:
+class QueueSettings:
+    """What the worker consumes and how it settles messages."""
+
     queue_url: str
     dead_letter_queue_url: str | None
-    s3_bucket: str | None
+    s3_bucket: str | None  # for the guide's {"s3Key": ...} messages, which name no bucket
     worker_concurrency: int
     visibility_timeout: int
     wait_time_seconds: int
@@ -39,11 +41,9 @@ class Settings:
     retry_base_seconds: int
     retry_max_seconds: int
     max_receive_count: int | None
-    aws_region: str
-    log_level: str
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, env: Mapping[str, str]) -> QueueSettings:
         read = _EnvReader(env)
         queue_url = read.url("SQS_QUEUE_URL", required=True)
         assert queue_url is not None
@@ -64,17 +64,37 @@ class Settings:
             retry_base_seconds=retry_base,
             retry_max_seconds=retry_max,
             max_receive_count=read.optional_integer("MAX_RECEIVE_COUNT", low=1, high=1000),
-            aws_region=_region(env, queue_url),
-            log_level=read.choice("LOG_LEVEL", default="INFO", choices=LOG_LEVELS),
         )
 
 
-def _region(env: Mapping[str, str], queue_url: str) -> str:
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the worker needs."""
+
+    queue: QueueSettings
+    aws_region: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        queue = QueueSettings.from_env(env)
+        return cls(
+            queue=queue,
+            aws_region=region_from_env(env, queue_url=queue.queue_url),
+            log_level=log_level_from_env(env),
+        )
+
+
+def log_level_from_env(env: Mapping[str, str]) -> str:
+    return _EnvReader(env).choice("LOG_LEVEL", default="INFO", choices=LOG_LEVELS)
+
+
+def region_from_env(env: Mapping[str, str], *, queue_url: str | None = None) -> str:
     """AWS_REGION, else boto3's AWS_DEFAULT_REGION, else the region in an AWS queue URL, else the guide's."""
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if value := env.get(name, "").strip():
             return value
-    host = (urlsplit(queue_url).hostname or "").lower()
+    host = (urlsplit(queue_url or "").hostname or "").lower()
     if match := _REGION_IN_QUEUE_HOST.match(host):
         return match.group(1)
     return GUIDE_REGION

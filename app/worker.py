@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.config import Settings
+from app.config import QueueSettings
 from app.consumer.backoff import ExponentialBackoff
 from app.consumer.heartbeat import VisibilityHeartbeat
 from app.consumer.message import ReceivedMessage
@@ -67,7 +67,7 @@ class RunResult:
 class Worker:
     def __init__(
         self,
-        settings: Settings,
+        settings: QueueSettings,
         *,
         source: SqsQueue,
         dead_letter: SqsQueue,

@@ -49,7 +49,7 @@ def build_worker(
     )
     client = boto3.client("sqs", region_name=settings.aws_region)
     worker = Worker(
-        settings,
+        settings.queue,
         source=SqsQueue(client, queue_url),
         dead_letter=SqsQueue(client, dlq_url),
         max_receive_count=max_receive_count,

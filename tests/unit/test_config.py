@@ -12,14 +12,14 @@ QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/files"
 
 def test_defaults_are_the_guides() -> None:
     settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE})
-    assert settings.worker_concurrency == 2
-    assert settings.visibility_timeout == 300
-    assert settings.wait_time_seconds == 20
-    assert settings.drain_seconds == 90
+    assert settings.queue.worker_concurrency == 2
+    assert settings.queue.visibility_timeout == 300
+    assert settings.queue.wait_time_seconds == 20
+    assert settings.queue.drain_seconds == 90
     assert settings.log_level == "INFO"
-    assert settings.dead_letter_queue_url is None
-    assert settings.s3_bucket is None
-    assert settings.max_receive_count is None
+    assert settings.queue.dead_letter_queue_url is None
+    assert settings.queue.s3_bucket is None
+    assert settings.queue.max_receive_count is None
 
 
 def test_every_setting_is_read_from_its_variable() -> None:
@@ -39,17 +39,25 @@ def test_every_setting_is_read_from_its_variable() -> None:
             "LOG_LEVEL": "debug",
         }
     )
-    assert (settings.dead_letter_queue_url, settings.s3_bucket) == (
+    assert (settings.queue.dead_letter_queue_url, settings.queue.s3_bucket) == (
         QUEUE + "-dlq",
         "cis-filesearch-landing-dev",
     )
-    assert (settings.worker_concurrency, settings.visibility_timeout, settings.wait_time_seconds) == (
+    assert (
+        settings.queue.worker_concurrency,
+        settings.queue.visibility_timeout,
+        settings.queue.wait_time_seconds,
+    ) == (
         16,
         600,
         5,
     )
-    assert (settings.drain_seconds, settings.retry_base_seconds, settings.retry_max_seconds) == (100, 2, 60)
-    assert (settings.max_receive_count, settings.aws_region, settings.log_level) == (
+    assert (
+        settings.queue.drain_seconds,
+        settings.queue.retry_base_seconds,
+        settings.queue.retry_max_seconds,
+    ) == (100, 2, 60)
+    assert (settings.queue.max_receive_count, settings.aws_region, settings.log_level) == (
         7,
         "ap-northeast-1",
         "DEBUG",
@@ -107,7 +115,7 @@ def test_an_invalid_setting_names_the_variable_and_the_problem(
 
 def test_blank_values_mean_unset() -> None:
     settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE, "WORKER_CONCURRENCY": " ", "S3_BUCKET": ""})
-    assert settings.worker_concurrency == 2 and settings.s3_bucket is None
+    assert settings.queue.worker_concurrency == 2 and settings.queue.s3_bucket is None
 
 
 def test_the_cli_exits_2_with_one_line_naming_the_variable() -> None:
