@@ -6,6 +6,7 @@ at INFO whatever LOG_LEVEL says, and any field whose name suggests a secret is m
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -18,10 +19,15 @@ _SECRET_FIELD = re.compile(r"secret|password|passwd|token|authorization|credenti
 MASK = "***"
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret(name: str) -> bool:
+    return _SECRET_FIELD.search(name) is not None  # field names repeat: match each once, not per line
+
+
 class _MaskSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for name, value in list(vars(record).items()):
-            if _SECRET_FIELD.search(name) and value is not None:
+            if value is not None and _is_secret(name):
                 setattr(record, name, MASK)
         return True
 

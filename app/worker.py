@@ -118,6 +118,8 @@ class Worker:
                 "max_receive_count": self._max_receive_count,
             },
         )
+        with self._room:
+            self._last_activity = self._clock()  # the idle window starts now, not at construction
         if until_idle is not None:
             # Poll no longer than the idle window, so a batch run ends soon after the queue empties.
             self._poll_wait_seconds = min(self._settings.wait_time_seconds, max(1, math.ceil(until_idle)))
