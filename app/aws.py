@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from app.config import Settings
-
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
@@ -20,7 +18,7 @@ if TYPE_CHECKING:
 
 def client_config(*, pool_size: int) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "total_max_attempts": 5},  # max_attempts would mean 5 retries
         connect_timeout=5,
         read_timeout=60,  # above the 20 s long poll
         max_pool_connections=pool_size,
@@ -29,13 +27,13 @@ def client_config(*, pool_size: int) -> Config:
 
 
 class AwsClients:
-    def __init__(self, settings: Settings) -> None:
-        self._session = boto3.session.Session(region_name=settings.aws_region)
+    def __init__(self, *, region: str, concurrency: int) -> None:
+        self.session = boto3.session.Session(region_name=region)
         # every worker thread may call S3 at once, plus the poller, heartbeat and settler on SQS
-        self._config = client_config(pool_size=settings.queue.worker_concurrency + 4)
+        self._config = client_config(pool_size=concurrency + 4)
 
     def sqs(self) -> SQSClient:
-        return self._session.client("sqs", config=self._config)
+        return self.session.client("sqs", config=self._config)
 
     def s3(self) -> S3Client:
-        return self._session.client("s3", config=self._config)
+        return self.session.client("s3", config=self._config)

@@ -27,7 +27,9 @@ _TRANSIENT_CODES = frozenset(
         "InternalFailure",
         "InternalServerError",
         "InternalServerException",
+        "ModelErrorException",
         "ModelNotReadyException",
+        "ModelTimeoutException",
         "ProvisionedThroughputExceededException",
         "RequestLimitExceeded",
         "RequestThrottled",
@@ -69,7 +71,7 @@ def classify_aws_error(exc: Exception, *, action: str) -> FileError:
         message = str(error.get("Message", "")) or code
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         reason = f"{action}: {code}: {message}"
-        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+        if code in _TRANSIENT_CODES or status >= 500 or status in (408, 429):
             return TransientError(reason, error_class=code)
         return PermanentError(reason, error_class=code)
     if isinstance(
