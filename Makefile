@@ -2,16 +2,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-stamp
+STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: test lint format typecheck unit integration bench clean
+.PHONY: demo test lint format typecheck unit integration bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "filefleet needs Python >= 3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[demo]'
 	@touch $@
+
+demo: $(DEMO_STAMP)  ## the pipeline end to end on this machine: embedded S3/SQS, local embedder and index
+	$(PY) -m app demo
 
 test: $(STAMP) lint typecheck  ## everything CI runs
 	$(PY) -m pytest

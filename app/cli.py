@@ -1,33 +1,34 @@
-"""filefleet: turn files landing in S3 into searchable documents. Exit status 2: a configuration problem."""
+"""filefleet: turn files landing in S3 into searchable documents.
+
+Exit status 2 means a configuration problem, named on one line; 1 a failure while running.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 from collections.abc import Sequence
-
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from pathlib import Path
 
 from app import __version__
 from app.aws import AwsClients
-from app.config import ConfigError, Settings
-from app.consumer.queue import SqsQueue
+from app.config import (
+    ConfigError,
+    EmbedderSettings,
+    Settings,
+    SinkSettings,
+    log_level_from_env,
+    region_from_env,
+)
 from app.drain import DrainSignal
-from app.handler import HeadObjectHandler
+from app.errors import FileError, TransientError
 from app.logs import configure_logging
-from app.worker import Worker
+from app.runtime import IndexRuntime, QueueRoutes, StartupError, build_worker
 
-log = logging.getLogger("app.cli")
-
+EXIT_FAILURE = 1
 EXIT_CONFIG = 2
-DEFAULT_MAX_RECEIVE_COUNT = 5  # when the queue has no redrive policy to say otherwise
-
-
-class StartupError(Exception):
-    """The environment is wrong in a way the operator must fix; the message says how."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,10 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, StartupError) as exc:
         print(f"filefleet: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except TransientError as exc:
+        print(f"filefleet: {exc.reason} (try again when it is reachable)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="filefleet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="filefleet", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"filefleet {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -52,6 +56,27 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 0 once no message has arrived and none is in flight for this long (batch runs, tests)",
     )
     worker.set_defaults(command=_run_worker)
+
+    search = commands.add_parser("search", help="search the index: by text, or for files like a local one")
+    query = search.add_mutually_exclusive_group(required=True)
+    query.add_argument("text", nargs="?", help="words to look for")
+    query.add_argument("--like", type=Path, metavar="FILE", help="a local file: find the most similar files")
+    search.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search.add_argument(
+        "--lexical",
+        action="store_true",
+        help="match words only, even when the embedder could search by meaning",
+    )
+    search.set_defaults(command=_run_search)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on this machine: no AWS account, no Docker")
+    demo.add_argument(
+        "folder", nargs="?", type=Path, help="upload these files instead of the generated samples"
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=Path(".demo"), help="where the demo keeps its index and log (.demo)"
+    )
+    demo.set_defaults(command=_run_demo)
     return parser
 
 
@@ -68,23 +93,19 @@ def _positive_seconds(text: str) -> float:
 def _run_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
-    clients = AwsClients(settings)
-    source = SqsQueue(clients.sqs(), settings.queue.queue_url)
-    dead_letter_url, max_receive_count = _dead_letter_route(source, settings)
+    clients = AwsClients(region=settings.aws_region, concurrency=settings.queue.worker_concurrency)
+    routes = QueueRoutes.resolve(settings.queue, clients)
+    index = IndexRuntime.open(clients, settings.embedder, settings.sink)
     drain = DrainSignal()
-    worker = Worker(
-        settings.queue,
-        source=source,
-        dead_letter=SqsQueue(source.client, dead_letter_url),
-        max_receive_count=max_receive_count,
-        handler=HeadObjectHandler(clients.s3()),
-        drain=drain,
-    )
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(
-            signum, lambda received, _frame: drain.request(f"signal:{signal.Signals(received).name}")
-        )
-    result = worker.run(until_idle=args.until_idle)
+    try:
+        worker = build_worker(settings, routes, index, drain=drain)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(
+                signum, lambda received, _: drain.request(f"signal:{signal.Signals(received).name}")
+            )
+        result = worker.run(until_idle=args.until_idle)
+    finally:
+        index.close()
     if result.abandoned:
         # File threads that outlived the drain deadline cannot be joined; their messages were released.
         sys.stdout.flush()
@@ -92,27 +113,26 @@ def _run_worker(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _dead_letter_route(source: SqsQueue, settings: Settings) -> tuple[str, int]:
-    """DEAD_LETTER_QUEUE_URL, else the queue's RedrivePolicy; a worker without a DLQ does not start."""
+def _run_search(args: argparse.Namespace) -> int:
+    from app.search import print_hits, search  # noqa: PLC0415 - only this command needs it
+
+    configure_logging(log_level_from_env(os.environ))
+    clients = AwsClients(region=region_from_env(os.environ), concurrency=1)
+    index = IndexRuntime.open(
+        clients, EmbedderSettings.from_env(os.environ), SinkSettings.from_env(os.environ)
+    )
     try:
-        route = source.dead_letter_route()
-    except NoCredentialsError:
-        raise StartupError(
-            "no AWS credentials: use an instance profile, AWS_PROFILE, "
-            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        ) from None
-    except NoRegionError:
-        raise StartupError("no AWS region: set AWS_REGION") from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise StartupError(f"SQS_QUEUE_URL={settings.queue.queue_url}: {code}: {exc}") from None
-    except BotoCoreError as exc:
-        raise StartupError(f"cannot reach SQS for {settings.queue.queue_url}: {exc}") from None
-    url = settings.queue.dead_letter_queue_url or (route.url if route else None)
-    if url is None:
-        raise StartupError(
-            "no dead-letter queue: set DEAD_LETTER_QUEUE_URL or give the queue a RedrivePolicy "
-            "(a worker without one could only drop or endlessly retry what it cannot process)"
-        )
-    limit = settings.queue.max_receive_count or (route.max_receive_count if route else None)
-    return url, limit or DEFAULT_MAX_RECEIVE_COUNT
+        hits = search(index, text=args.text, like=args.like, k=args.k, lexical=args.lexical)
+    except FileError as exc:
+        print(f"filefleet: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        index.close()
+    print_hits(hits)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo  # noqa: PLC0415 - the demo imports moto: keep it out of the worker
+
+    return run_demo(folder=args.folder, workdir=args.workdir)

@@ -7,14 +7,24 @@ so pointing the worker at an emulator needs no variable of ours. Defaults are th
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 GUIDE_REGION = "ap-northeast-1"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 SQS_MAX_VISIBILITY_TIMEOUT = 43_200  # 12 hours, the SQS limit
 SQS_MAX_WAIT_TIME = 20
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+EMBEDDERS = ("titan", "local", "none")
+TITAN_DIMENSIONS = (256, 384, 1024)  # outputEmbeddingLength of amazon.titan-embed-image-v1
+SINKS = ("opensearch", "local")
+OPENSEARCH_AUTHS = ("none", "basic", "sigv4")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_INDEX_NAME = re.compile(r"^[a-z0-9][a-z0-9_.+-]{0,254}$")
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # https://sqs.us-east-1.amazonaws.com/... and the legacy https://us-east-1.queue.amazonaws.com/...
@@ -68,10 +78,108 @@ class QueueSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PipelineSettings:
+    """How a file becomes a document."""
+
+    max_file_bytes: int
+    max_image_pixels: int
+    index_gps: bool
+    text_max_chars: int
+    pdf_max_pages: int
+    worker_id: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PipelineSettings:
+        read = _EnvReader(env)
+        return cls(
+            max_file_bytes=read.integer("MAX_FILE_BYTES", default=512 * MIB, low=1, high=5 * 1024 * GIB),
+            max_image_pixels=read.integer("MAX_IMAGE_PIXELS", default=64_000_000, low=1, high=1_000_000_000),
+            index_gps=read.boolean("INDEX_GPS", default=False),
+            text_max_chars=read.integer("TEXT_MAX_CHARS", default=100_000, low=0, high=10_000_000),
+            pdf_max_pages=read.integer("PDF_MAX_PAGES", default=50, low=1, high=100_000),
+            worker_id=read.text("WORKER_ID") or socket.gethostname(),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedderSettings:
+    """Which embedding model turns a file into a vector."""
+
+    kind: str  # titan | local | none
+    model_id: str
+    dimension: int
+    max_concurrency: int  # Bedrock calls in flight at once, per worker
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> EmbedderSettings:
+        read = _EnvReader(env)
+        return cls(
+            kind=read.choice("EMBEDDER", default="titan", choices=EMBEDDERS),
+            model_id=read.text("BEDROCK_MODEL_ID") or "amazon.titan-embed-image-v1",
+            dimension=read.integer_choice("EMBEDDING_DIMENSION", default=1024, choices=TITAN_DIMENSIONS),
+            max_concurrency=read.integer("BEDROCK_MAX_CONCURRENCY", default=4, low=1, high=256),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SinkSettings:
+    """Where documents are indexed and searched."""
+
+    kind: str  # opensearch | local
+    opensearch_url: str | None
+    index: str
+    auth: str  # none | basic | sigv4
+    username: str | None
+    password: str | None = field(repr=False)
+    sigv4_service: str  # es (OpenSearch Service) | aoss (Serverless)
+    local_path: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SinkSettings:
+        read = _EnvReader(env)
+        kind = read.choice("INDEX_SINK", default="opensearch", choices=SINKS)
+        url = read.url("OPENSEARCH_URL", required=False, what="an OpenSearch URL (https://HOST[:PORT])")
+        if url is None and (endpoint := read.text("OPENSEARCH_ENDPOINT")):  # the guide's name: a bare host
+            url = endpoint if "://" in endpoint else f"https://{endpoint}"
+        if kind == "opensearch" and url is None:
+            raise ConfigError(
+                "OPENSEARCH_URL is required when INDEX_SINK=opensearch (or set INDEX_SINK=local)"
+            )
+        host = (urlsplit(url or "").hostname or "").lower()
+        auth = read.choice(
+            "OPENSEARCH_AUTH",
+            default="sigv4" if host.endswith(".amazonaws.com") else "none",
+            choices=OPENSEARCH_AUTHS,
+        )
+        username, password = read.text("OPENSEARCH_USERNAME"), read.text("OPENSEARCH_PASSWORD")
+        if auth == "basic" and not (username and password):
+            raise ConfigError(
+                "OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD are required when OPENSEARCH_AUTH=basic"
+            )
+        return cls(
+            kind=kind,
+            opensearch_url=url,
+            index=read.index_name("OPENSEARCH_INDEX", default="files"),
+            auth=auth,
+            username=username,
+            password=password,
+            sigv4_service=read.choice(
+                "OPENSEARCH_SIGV4_SERVICE",
+                default="aoss" if ".aoss." in host else "es",
+                choices=("es", "aoss"),
+            ),
+            local_path=read.text("LOCAL_INDEX_PATH") or "filefleet-index.sqlite3",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the worker needs."""
 
     queue: QueueSettings
+    pipeline: PipelineSettings
+    embedder: EmbedderSettings
+    sink: SinkSettings
     aws_region: str
     log_level: str
 
@@ -80,6 +188,9 @@ class Settings:
         queue = QueueSettings.from_env(env)
         return cls(
             queue=queue,
+            pipeline=PipelineSettings.from_env(env),
+            embedder=EmbedderSettings.from_env(env),
+            sink=SinkSettings.from_env(env),
             aws_region=region_from_env(env, queue_url=queue.queue_url),
             log_level=log_level_from_env(env),
         )
@@ -108,7 +219,11 @@ class _EnvReader:
         value = self._env.get(name, "").strip()
         return value or None
 
-    def url(self, name: str, *, required: bool) -> str | None:
+    def text(self, name: str) -> str | None:
+        return self._raw(name)
+
+    def url(self, name: str, *, required: bool, what: str | None = None) -> str | None:
+        """A queue URL by default; ``what`` names another kind of URL (which then needs no path)."""
         value = self._raw(name)
         if value is None:
             if required:
@@ -117,9 +232,39 @@ class _EnvReader:
                 )
             return None
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or not parts.path.strip("/"):
+        needs_path = what is None
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or (needs_path and not parts.path.strip("/"))
+        ):
+            expected = what or "a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+            raise ConfigError(f"{name}={value!r} is not {expected}")
+        return value
+
+    def boolean(self, name: str, *, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+
+    def integer_choice(self, name: str, *, default: int, choices: tuple[int, ...]) -> int:
+        value = self.optional_integer(name, low=min(choices), high=max(choices))
+        if value is None:
+            return default
+        if value not in choices:
+            raise ConfigError(f"{name}={value} is not one of {', '.join(map(str, choices))}")
+        return value
+
+    def index_name(self, name: str, *, default: str) -> str:
+        value = self._raw(name) or default
+        if not _INDEX_NAME.match(value):
             raise ConfigError(
-                f"{name}={value!r} is not a queue URL (expected https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                f'{name}={value!r} is not a valid index name (lowercase, no spaces or / \\ * ? " < > |)'
             )
         return value
 
@@ -149,6 +294,7 @@ class _EnvReader:
         raw = self._raw(name)
         if raw is None:
             return default
-        if raw.upper() not in choices:
-            raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")
-        return raw.upper()
+        for choice in choices:
+            if raw.lower() == choice.lower():
+                return choice
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(choices)}")

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import Queues
@@ -21,7 +23,15 @@ FILES = 8
 
 def _worker_env(queues: Queues, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SQS_", "WORKER_", "DEAD_LETTER"))}
-    env.update(SQS_QUEUE_URL=queues.url, WAIT_TIME_SECONDS="1", **extra)
+    index = Path(tempfile.mkdtemp(prefix="filefleet-test-")) / "index.sqlite3"
+    env.update(
+        SQS_QUEUE_URL=queues.url,
+        WAIT_TIME_SECONDS="1",
+        INDEX_SINK="local",
+        LOCAL_INDEX_PATH=str(index),
+        EMBEDDER="local",
+        **extra,
+    )
     return env
 
 
@@ -91,9 +101,9 @@ def test_sigterm_mid_batch_finishes_running_work_releases_the_rest_and_exits_0(
 ) -> None:
     bucket = "drain-" + queues.url.rsplit("-", 1)[-1]
     _put_objects(s3, sqs, queues, bucket)
-    slow_head = lambda method, path: method == "HEAD"  # noqa: E731 - every file takes 2 s in S3
+    slow_download = lambda method, path: method == "GET" and path.startswith(f"/{bucket}/")  # noqa: E731
     with (
-        slow_proxy(moto_endpoint, delay_seconds=2, slow=slow_head) as slow_s3,
+        slow_proxy(moto_endpoint, delay_seconds=2, slow=slow_download) as slow_s3,
         _worker(_worker_env(queues, WORKER_CONCURRENCY="2", AWS_ENDPOINT_URL_S3=slow_s3)) as (process, out),
     ):
         # After the first files finish, the worker prefetches; stop it while two run and others wait.

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from app.config import Settings
+from app.config import QueueSettings, region_from_env
 from app.consumer.queue import SqsQueue
 from app.events import FileEvent
 from app.handler import FileResult
@@ -44,12 +44,10 @@ def build_worker(
     queue_url: str, dlq_url: str, handler: Any, *, max_receive_count: int = 5, **env: str
 ) -> tuple[Worker, Any]:
     """A Worker wired like the CLI wires it; returns it with its SQS client (for counting calls)."""
-    settings = Settings.from_env(
-        {"SQS_QUEUE_URL": queue_url, "WAIT_TIME_SECONDS": "1", "AWS_REGION": os.environ["AWS_REGION"], **env}
-    )
-    client = boto3.client("sqs", region_name=settings.aws_region)
+    settings = QueueSettings.from_env({"SQS_QUEUE_URL": queue_url, "WAIT_TIME_SECONDS": "1", **env})
+    client = boto3.client("sqs", region_name=region_from_env(os.environ))
     worker = Worker(
-        settings.queue,
+        settings,
         source=SqsQueue(client, queue_url),
         dead_letter=SqsQueue(client, dlq_url),
         max_receive_count=max_receive_count,

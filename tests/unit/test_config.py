@@ -5,13 +5,14 @@ import sys
 
 import pytest
 
-from app.config import ConfigError, Settings
+from app.config import ConfigError, Settings, SinkSettings
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/files"
+BASE = {"SQS_QUEUE_URL": QUEUE, "INDEX_SINK": "local"}
 
 
 def test_defaults_are_the_guides() -> None:
-    settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE})
+    settings = Settings.from_env(BASE)
     assert settings.queue.worker_concurrency == 2
     assert settings.queue.visibility_timeout == 300
     assert settings.queue.wait_time_seconds == 20
@@ -25,7 +26,7 @@ def test_defaults_are_the_guides() -> None:
 def test_every_setting_is_read_from_its_variable() -> None:
     settings = Settings.from_env(
         {
-            "SQS_QUEUE_URL": QUEUE,
+            **BASE,
             "DEAD_LETTER_QUEUE_URL": QUEUE + "-dlq",
             "S3_BUCKET": "cis-filesearch-landing-dev",
             "WORKER_CONCURRENCY": "16",
@@ -73,14 +74,14 @@ def test_every_setting_is_read_from_its_variable() -> None:
     ],
 )
 def test_region_follows_boto3_then_the_queue_url(env: dict[str, str], region: str) -> None:
-    assert Settings.from_env({"SQS_QUEUE_URL": QUEUE, **env}).aws_region == region
+    assert Settings.from_env({**BASE, **env}).aws_region == region
 
 
 def test_region_of_a_legacy_queue_url_and_the_guides_default() -> None:
     legacy = "https://ap-southeast-2.queue.amazonaws.com/123456789012/files"
-    assert Settings.from_env({"SQS_QUEUE_URL": legacy}).aws_region == "ap-southeast-2"
+    assert Settings.from_env({**BASE, "SQS_QUEUE_URL": legacy}).aws_region == "ap-southeast-2"
     local = "http://localhost:4566/000000000000/files"
-    assert Settings.from_env({"SQS_QUEUE_URL": local}).aws_region == "ap-northeast-1"
+    assert Settings.from_env({**BASE, "SQS_QUEUE_URL": local}).aws_region == "ap-northeast-1"
 
 
 @pytest.mark.parametrize(
@@ -107,14 +108,14 @@ def test_an_invalid_setting_names_the_variable_and_the_problem(
     env: dict[str, str], named: str, says: str
 ) -> None:
     with pytest.raises(ConfigError) as error:
-        Settings.from_env({"SQS_QUEUE_URL": QUEUE, **env} if named != "SQS_QUEUE_URL" else env)
+        Settings.from_env({**BASE, **env} if named != "SQS_QUEUE_URL" else env)
     message = str(error.value)
     assert message.startswith(named) and says in message
     assert "\n" not in message
 
 
 def test_blank_values_mean_unset() -> None:
-    settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE, "WORKER_CONCURRENCY": " ", "S3_BUCKET": ""})
+    settings = Settings.from_env({**BASE, "WORKER_CONCURRENCY": " ", "S3_BUCKET": ""})
     assert settings.queue.worker_concurrency == 2 and settings.queue.s3_bucket is None
 
 
@@ -131,3 +132,54 @@ def test_the_cli_exits_2_with_one_line_naming_the_variable() -> None:
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "SQS_QUEUE_URL" in result.stderr
+
+
+def test_pipeline_embedder_and_sink_defaults() -> None:
+    settings = Settings.from_env({"SQS_QUEUE_URL": QUEUE, "OPENSEARCH_URL": "http://127.0.0.1:9200"})
+    assert settings.pipeline.max_file_bytes == 512 * 1024 * 1024
+    assert settings.pipeline.index_gps is False
+    assert settings.pipeline.worker_id
+    assert (settings.embedder.kind, settings.embedder.model_id) == ("titan", "amazon.titan-embed-image-v1")
+    assert settings.embedder.dimension == 1024
+    assert (settings.sink.kind, settings.sink.index, settings.sink.auth) == ("opensearch", "files", "none")
+
+
+def test_amazon_opensearch_defaults_to_sigv4_and_accepts_the_guides_bare_endpoint() -> None:
+    domain = SinkSettings.from_env(
+        {"OPENSEARCH_ENDPOINT": "search-cis-dev-abc.ap-northeast-1.es.amazonaws.com"}
+    )
+    assert domain.opensearch_url == "https://search-cis-dev-abc.ap-northeast-1.es.amazonaws.com"
+    assert (domain.auth, domain.sigv4_service) == ("sigv4", "es")
+    serverless = SinkSettings.from_env({"OPENSEARCH_URL": "https://abc123.us-east-1.aoss.amazonaws.com"})
+    assert (serverless.auth, serverless.sigv4_service) == ("sigv4", "aoss")
+
+
+def test_the_password_never_appears_in_the_settings_repr() -> None:
+    env = {"OPENSEARCH_URL": "https://localhost:9200", "OPENSEARCH_AUTH": "basic"}
+    sink = SinkSettings.from_env(
+        {**env, "OPENSEARCH_USERNAME": "admin", "OPENSEARCH_PASSWORD": "s3cr3t-Pass"}
+    )
+    assert "s3cr3t-Pass" not in repr(sink)
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "says"),
+    [
+        ({"INDEX_SINK": "opensearch"}, "OPENSEARCH_URL", "is required when INDEX_SINK=opensearch"),
+        ({"INDEX_SINK": "elastic"}, "INDEX_SINK", "not one of"),
+        ({"EMBEDDER": "openai"}, "EMBEDDER", "not one of titan, local, none"),
+        ({"EMBEDDING_DIMENSION": "512"}, "EMBEDDING_DIMENSION", "not one of 256, 384, 1024"),
+        ({"INDEX_GPS": "maybe"}, "INDEX_GPS", "not a boolean"),
+        ({"MAX_FILE_BYTES": "0"}, "MAX_FILE_BYTES", "between 1 and"),
+        ({"OPENSEARCH_INDEX": "My Files"}, "OPENSEARCH_INDEX", "not a valid index name"),
+        (
+            {"OPENSEARCH_URL": "http://127.0.0.1:9200", "OPENSEARCH_AUTH": "basic"},
+            "OPENSEARCH_USERNAME",
+            "required when OPENSEARCH_AUTH=basic",
+        ),
+    ],
+)
+def test_invalid_pipeline_embedder_and_sink_settings(env: dict[str, str], named: str, says: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({**BASE, **env})
+    assert str(error.value).startswith(named) and says in str(error.value)

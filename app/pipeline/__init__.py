@@ -1,0 +1,1 @@
+"""A file event becomes a document: fetch, sniff, extract, embed, index."""

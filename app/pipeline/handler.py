@@ -1,0 +1,149 @@
+"""The file pipeline behind the worker's FileHandler seam: fetch → sniff → extract → embed → index."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from app.config import PipelineSettings
+from app.document import Remove, Upsert, document_id, utc_now
+from app.embeddings import Embedder
+from app.events import Action, FileEvent
+from app.handler import FileResult
+from app.pipeline.extract import Extraction, extract
+from app.pipeline.fetch import FetchedObject, ObjectGone, fetch
+from app.pipeline.sniff import extension_of, sniff
+from app.sinks import WriteOutcome
+from app.sinks.batching import BatchingWriter
+from app.stats import RunStats
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+NOT_FETCHED = "-"  # the content type of a file never read (gone, or a removal)
+
+
+def embedding_of(extraction: Extraction, embedder: Embedder) -> list[float] | None:
+    """Images by their pixels, texts and PDFs by their text; other files get no vector."""
+    if extraction.image is not None:
+        return embedder.embed(image=extraction.image.embedding_input)
+    if extraction.text is not None and extraction.text.text.strip():
+        return embedder.embed(text=extraction.text.text)
+    return None
+
+
+class PipelineHandler:
+    def __init__(
+        self,
+        s3: S3Client,
+        writer: BatchingWriter,
+        embedder: Embedder | None,
+        settings: PipelineSettings,
+        stats: RunStats,
+    ) -> None:
+        self._s3 = s3
+        self._writer = writer
+        self._embedder = embedder
+        self._settings = settings
+        self._stats = stats
+
+    def handle(self, event: FileEvent) -> str:
+        if event.action is Action.REMOVED:
+            return self._remove(event)
+        timings: dict[str, float] = {}
+        content_type = NOT_FETCHED
+        try:
+            with self._timed("fetch", timings):
+                obj = fetch(self._s3, event, max_bytes=self._settings.max_file_bytes)
+            with obj:
+                content_type = sniff(obj.head(), key=event.key)
+                with self._timed("extract", timings):
+                    extraction = extract(obj, content_type, self._settings)
+                with self._timed("embed", timings):
+                    vector = self._embed(extraction)
+                source = self._document(event, obj, content_type, extraction, vector)
+            with self._timed("index", timings):
+                outcome = self._writer.write(
+                    Upsert(document_id(event.bucket, event.key), source, event.sequencer)
+                )
+        except ObjectGone:
+            self._count(content_type, FileResult.GONE)
+            return FileResult.GONE
+        except Exception as exc:
+            self._count(content_type, getattr(exc, "error_class", type(exc).__name__))
+            raise
+        result = FileResult.PROCESSED if outcome is WriteOutcome.APPLIED else FileResult.STALE
+        self._count(
+            content_type, "metadata only" if result == FileResult.PROCESSED and extraction.reason else result
+        )
+        log.debug("file.indexed", extra={"bucket": event.bucket, "key": event.key, "stages_ms": timings})
+        return result
+
+    def _remove(self, event: FileEvent) -> str:
+        operation = Remove(
+            doc_id=document_id(event.bucket, event.key),
+            bucket=event.bucket,
+            key=event.key,
+            sequencer=event.sequencer,
+            worker_id=self._settings.worker_id,
+            event_time=event.event_time,
+        )
+        applied = self._writer.write(operation) is WriteOutcome.APPLIED
+        result = FileResult.REMOVED if applied else FileResult.STALE
+        self._count(NOT_FETCHED, result)
+        return result
+
+    def _embed(self, extraction: Extraction) -> list[float] | None:
+        return None if self._embedder is None else embedding_of(extraction, self._embedder)
+
+    def _document(
+        self,
+        event: FileEvent,
+        obj: FetchedObject,
+        content_type: str,
+        extraction: Extraction,
+        vector: list[float] | None,
+    ) -> dict[str, Any]:
+        source: dict[str, Any] = {
+            "bucket": event.bucket,
+            "key": event.key,
+            "size": obj.size,
+            "etag": obj.etag,
+            "version_id": obj.version_id,
+            "content_type": content_type,
+            "declared_content_type": obj.declared_content_type,
+            "extension": extension_of(event.key),
+            "last_modified": obj.last_modified,
+            "event_time": event.event_time,
+            "processed_at": utc_now(),
+            "worker_id": self._settings.worker_id,
+            "extraction": {"status": extraction.status, "reason": extraction.reason},
+        }
+        if extraction.image is not None:
+            source["image"] = extraction.image.fields()
+        if extraction.text is not None and extraction.text.ok:
+            source["text"] = extraction.text.text
+            source["text_truncated"] = extraction.text.truncated
+            source["text_chars"] = len(extraction.text.text)
+        if extraction.text is not None and extraction.text.page_count is not None:
+            source["page_count"] = extraction.text.page_count
+        if vector is not None and self._embedder is not None:
+            source["embedding"] = vector
+            source["embedding_model"] = self._embedder.model_id
+        return {name: value for name, value in source.items() if value is not None}
+
+    def _count(self, content_type: str, outcome: str) -> None:
+        self._stats.add(f"by_type|{content_type}|{outcome}")
+
+    @contextmanager
+    def _timed(self, stage: str, timings: dict[str, float]) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings[stage] = round((time.perf_counter() - started) * 1000, 1)
