@@ -196,7 +196,7 @@ def test_the_bad_input_corpus_lands_where_it_should(
                 assert str(expected) in value, case.name
             else:
                 assert value == expected, (case.name, path)
-    assert stats.get("by_type|unknown|gone") == 1
+    assert stats.get("by_type|-|gone") == 1  # never fetched: no content type
     assert landing.queues.depth(sqs) == (0, 0), "nothing is left behind"
 
 
