@@ -9,7 +9,7 @@ from PIL import Image
 
 from app import samples
 from app.errors import PermanentError
-from app.pipeline.images import EMBEDDING_SIDE, prepare_image
+from app.pipeline.images import EMBEDDING_MIN_SIDE, EMBEDDING_SIDE, prepare_image
 from app.pipeline.sniff import sniff
 from app.pipeline.text import read_pdf, read_text
 
@@ -47,7 +47,8 @@ def test_a_12_mp_jpeg_becomes_a_small_upright_rgb_jpeg_with_its_exif() -> None:
     assert "gps" not in prepared.exif, "GPS is indexed only with INDEX_GPS=true"
     embedded = Image.open(io.BytesIO(prepared.embedding_input))
     assert embedded.format == "JPEG" and embedded.mode == "RGB"
-    assert max(embedded.size) == EMBEDDING_SIDE
+    assert EMBEDDING_MIN_SIDE <= max(embedded.size) <= EMBEDDING_SIDE
+    assert embedded.size == (1000, 750), "decoded at 1/4 scale: no resampling of 12 MP"
 
 
 def test_exif_orientation_is_applied_to_the_embedding_input() -> None:
