@@ -26,6 +26,11 @@ def client_config(*, pool_size: int) -> Config:
     )
 
 
+def probe_config() -> Config:
+    """For health checks: answer fast or count as down; no retries behind the prober's back."""
+    return Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1, read_timeout=2)
+
+
 class AwsClients:
     def __init__(self, *, region: str, concurrency: int) -> None:
         self.session = boto3.session.Session(region_name=region)

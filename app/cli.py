@@ -26,6 +26,7 @@ from app.drain import DrainSignal
 from app.errors import FileError, TransientError
 from app.logs import configure_logging
 from app.runtime import IndexRuntime, QueueRoutes, StartupError, build_worker
+from app.state import STATE_FILE_ENV, StateFile, StatePublisher
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 0 once no message has arrived and none is in flight for this long (batch runs, tests)",
     )
     worker.set_defaults(command=_run_worker)
+
+    run = commands.add_parser(
+        "run", help="the container's command: the worker plus gunicorn serving /healthz /readyz /metrics"
+    )
+    run.set_defaults(command=_run_supervisor)
 
     search = commands.add_parser("search", help="search the index: by text, or for files like a local one")
     query = search.add_mutually_exclusive_group(required=True)
@@ -93,24 +99,38 @@ def _positive_seconds(text: str) -> float:
 def _run_worker(args: argparse.Namespace) -> int:
     settings = Settings.from_env(os.environ)
     configure_logging(settings.log_level)
-    clients = AwsClients(region=settings.aws_region, concurrency=settings.queue.worker_concurrency)
-    routes = QueueRoutes.resolve(settings.queue, clients)
-    index = IndexRuntime.open(clients, settings.embedder, settings.sink)
-    drain = DrainSignal()
+    drain = DrainSignal()  # a signal during start-up is kept and honoured as soon as the worker runs
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _: drain.request(f"signal:{signal.Signals(received).name}"))
+    state_path = os.environ.get(STATE_FILE_ENV)
+    publisher = StatePublisher(StateFile(state_path)).start() if state_path else None
     try:
-        worker = build_worker(settings, routes, index, drain=drain)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(
-                signum, lambda received, _: drain.request(f"signal:{signal.Signals(received).name}")
-            )
-        result = worker.run(until_idle=args.until_idle)
+        clients = AwsClients(region=settings.aws_region, concurrency=settings.queue.worker_concurrency)
+        routes = QueueRoutes.resolve(settings.queue, clients)
+        index = IndexRuntime.open(clients, settings.embedder, settings.sink)
+        try:
+            worker = build_worker(settings, routes, index, drain=drain)
+            if publisher is not None:
+                publisher.follow(worker.status)
+            result = worker.run(until_idle=args.until_idle)
+        finally:
+            index.close()
     finally:
-        index.close()
+        if publisher is not None:
+            publisher.stop()
     if result.abandoned:
         # File threads that outlived the drain deadline cannot be joined; their messages were released.
         sys.stdout.flush()
         os._exit(result.exit_code)
     return result.exit_code
+
+
+def _run_supervisor(args: argparse.Namespace) -> int:
+    from app.supervisor import run  # noqa: PLC0415 - only the container's command needs it
+
+    settings = Settings.from_env(os.environ)  # a configuration error stops here, before any child starts
+    configure_logging(settings.log_level)
+    return run(settings)
 
 
 def _run_search(args: argparse.Namespace) -> int:

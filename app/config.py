@@ -173,6 +173,76 @@ class SinkSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LifecycleSettings:
+    """How the worker hears that its instance is going away, and what it tells Auto Scaling."""
+
+    on_rebalance: str  # ignore | drain: a rebalance recommendation is only a hint that a notice may come
+    lifecycle_hook_name: str | None  # the group's termination hook, completed with CONTINUE after a drain
+    autoscaling_group_name: str | None  # else discovered with DescribeAutoScalingInstances
+    scale_in_protection: bool
+    protection_idle_seconds: int  # idle this long before giving protection up (hysteresis)
+    imds_poll_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LifecycleSettings:
+        read = _EnvReader(env)
+        return cls(
+            on_rebalance=read.choice("ON_REBALANCE", default="ignore", choices=("ignore", "drain")),
+            lifecycle_hook_name=read.text("LIFECYCLE_HOOK_NAME"),
+            autoscaling_group_name=read.text("AUTOSCALING_GROUP_NAME"),
+            scale_in_protection=read.boolean("SCALE_IN_PROTECTION", default=False),
+            protection_idle_seconds=read.integer(
+                "SCALE_IN_PROTECTION_IDLE_SECONDS", default=120, low=0, high=86_400
+            ),
+            imds_poll_seconds=read.integer("IMDS_POLL_SECONDS", default=5, low=1, high=300),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthSettings:
+    """The health and metrics endpoint that `filefleet run` serves beside the worker."""
+
+    port: int
+    bind: str
+    stale_seconds: int  # the worker loop's heartbeat older than this: /healthz answers 503
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HealthSettings:
+        read = _EnvReader(env)
+        return cls(
+            port=read.integer("HEALTH_PORT", default=8080, low=1, high=65_535),
+            bind=read.text("HEALTH_BIND") or "0.0.0.0",  # noqa: S104 - the container's port; EC2 has no ingress
+            stale_seconds=read.integer("HEALTH_STALE_SECONDS", default=60, low=5, high=3600),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacklogSettings:
+    """The BacklogPerInstance metric the group scales on: visible messages ÷ in-service instances."""
+
+    queue_url: str
+    autoscaling_group_name: str
+    namespace: str
+    metric_name: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BacklogSettings:
+        read = _EnvReader(env)
+        queue_url = read.url("SQS_QUEUE_URL", required=True)
+        group = read.text("AUTOSCALING_GROUP_NAME")
+        if queue_url is None or group is None:
+            raise ConfigError(
+                "AUTOSCALING_GROUP_NAME is required: the group whose in-service instances divide the backlog"
+            )
+        return cls(
+            queue_url=queue_url,
+            autoscaling_group_name=group,
+            namespace=read.text("METRIC_NAMESPACE") or "CISFileProcessor",
+            metric_name=read.text("BACKLOG_METRIC_NAME") or "BacklogPerInstance",
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the worker needs."""
 
@@ -180,6 +250,8 @@ class Settings:
     pipeline: PipelineSettings
     embedder: EmbedderSettings
     sink: SinkSettings
+    lifecycle: LifecycleSettings
+    health: HealthSettings
     aws_region: str
     log_level: str
 
@@ -191,6 +263,8 @@ class Settings:
             pipeline=PipelineSettings.from_env(env),
             embedder=EmbedderSettings.from_env(env),
             sink=SinkSettings.from_env(env),
+            lifecycle=LifecycleSettings.from_env(env),
+            health=HealthSettings.from_env(env),
             aws_region=region_from_env(env, queue_url=queue.queue_url),
             log_level=log_level_from_env(env),
         )

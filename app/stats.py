@@ -1,9 +1,12 @@
-"""Counters of what a worker run did, for its summary line and for tests; thread-safe."""
+"""Counters of what a worker run did: its summary line, the tests' view, and (through app.metrics.record)
+the Prometheus metrics. One tally, so a count can never disagree with its metric. Thread-safe."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+
+from app import metrics
 
 
 class RunStats:
@@ -14,6 +17,7 @@ class RunStats:
     def add(self, name: str, amount: int = 1) -> None:
         with self._lock:
             self._counts[name] += amount
+        metrics.record(name, amount)
 
     def get(self, name: str) -> int:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app import metrics
 from app.config import QueueSettings
 from app.consumer.backoff import ExponentialBackoff
 from app.consumer.heartbeat import VisibilityHeartbeat
@@ -34,6 +36,7 @@ from app.drain import DrainSignal
 from app.errors import FileError, PermanentError, TransientError
 from app.events import FileEvent, InvalidMessage, parse_body
 from app.handler import FileHandler
+from app.state import WorkerStatus
 from app.stats import RunStats
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,9 @@ class Worker:
         self._last_activity = clock()
         self._fatal: str | None = None
         self._poll_wait_seconds = settings.wait_time_seconds
+        self._state = "starting"
+        self._cause: str | None = None
+        self._loop_beat = time.time()
 
     # -- supervision -------------------------------------------------------------------------------------
 
@@ -127,6 +133,7 @@ class Worker:
         self._settler.start()
         poller = threading.Thread(target=self._poll, name="poller", daemon=True)
         poller.start()
+        self._set_state("running")
         cause = self._supervise(until_idle)
         if cause == IDLE:
             cause = self._finish_after_idle(poller)
@@ -134,6 +141,7 @@ class Worker:
         self._settler.close()
         self._heartbeat.stop()
         self._executor.shutdown(wait=abandoned == 0, cancel_futures=True)
+        self._set_state("stopped", cause)
         result = RunResult(cause=cause, stats=self.stats.snapshot(), abandoned=abandoned, fatal=self._fatal)
         log.info("worker.stopped", extra={"cause": cause, "abandoned": abandoned, "counts": result.stats})
         return result
@@ -147,6 +155,17 @@ class Worker:
                 return "fatal"
             if until_idle is not None and self.idle_seconds() >= until_idle:
                 return IDLE
+
+    def status(self) -> WorkerStatus:
+        with self._room:
+            beat = time.time() if self._state == "draining" else self._loop_beat
+            return WorkerStatus(self._state, beat, self._cause, len(self._futures), os.getpid())
+
+    def _set_state(self, state: str, cause: str | None = None) -> None:
+        with self._room:
+            self._state, self._cause = state, cause
+            self._loop_beat = time.time()
+        metrics.set_worker_state(state)
 
     def idle_seconds(self) -> float:
         """How long this worker has held no message and received none; 0 while it holds any."""
@@ -174,6 +193,7 @@ class Worker:
 
     def _drain(self, cause: str, poller: threading.Thread) -> int:
         deadline = self._clock() + self._settings.drain_seconds
+        self._set_state("draining", cause)
         with self._room:
             self._draining = True
         self._stop_receiving_now()
@@ -237,6 +257,7 @@ class Worker:
                 pause = min(pause * 2, _RECEIVE_ERROR_PAUSE_MAX)
                 continue
             pause = 1.0
+            self._loop_beat = time.time()
             self.stats.add("sqs.receive")
             if messages:
                 self._accept(messages)
@@ -245,6 +266,7 @@ class Worker:
         """Block until a full batch fits (or the file threads would otherwise go idle); 0 means stop."""
         with self._room:
             while not self._stop_receiving:
+                self._loop_beat = time.time()
                 capacity = self._prefetch.capacity()
                 room = capacity - len(self._futures)
                 if room >= min(BATCH_LIMIT, capacity) or (room > 0 and self._unstarted == 0):
@@ -266,12 +288,14 @@ class Worker:
                     self._futures[future] = message
                     self._unstarted += 1
                     future.add_done_callback(self._forget)
+                metrics.MESSAGES_IN_FLIGHT.set(len(self._futures))
         for message in late:
             self._settle(message, Release(), started=self._clock(), events=())
 
     def _forget(self, future: Future[None]) -> None:
         with self._room:
             self._futures.pop(future, None)
+            metrics.MESSAGES_IN_FLIGHT.set(len(self._futures))
             if future.cancelled():
                 self._unstarted -= 1
             self._last_activity = self._clock()
@@ -340,6 +364,9 @@ class Worker:
             return
         kind = _OUTCOME_NAMES[type(outcome)]
         self.stats.add(f"messages.{kind}")
+        if isinstance(outcome, DeadLetter):
+            self.stats.add(f"dead_letter_reason.{outcome.error_class}")
+        metrics.MESSAGE_DURATION.observe(self._clock() - message.received_at)
         fields: dict[str, object] = {
             "message_id": message.message_id,
             "outcome": kind,
