@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app import metrics
 from app.errors import FileError, PermanentError, TransientError, classify_aws_error
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ class TitanEmbedder:
         self._slots = threading.BoundedSemaphore(max_concurrency)
         meta = getattr(client, "meta", None)
         self._region = str(getattr(meta, "region_name", None) or "this region")
+        if meta is not None:  # count every throttled attempt, also those botocore's retries absorb
+            meta.events.register("needs-retry.bedrock-runtime.InvokeModel", self._count_throttle)
 
     def embed(self, *, image: bytes | None = None, text: str | None = None) -> list[float]:
         """One vector of ``dimension`` floats; see the Embedder protocol for the contract."""
@@ -239,6 +242,12 @@ class TitanEmbedder:
                 error_class="EmbeddingDimensionMismatch",
             )
         return [float(value) for value in embedding]
+
+    def _count_throttle(self, response: Any = None, **_: Any) -> None:
+        """botocore's per-attempt hook; returning None leaves the retry decision to botocore."""
+        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+        if isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") == "ThrottlingException":
+            metrics.EMBEDDING_THROTTLES.labels(self.model_id).inc()
 
     @staticmethod
     def _says_text_too_long(exc: ClientError) -> bool:

@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from app import metrics
 from app.config import PipelineSettings
 from app.document import Remove, Upsert, document_id, utc_now
 from app.embeddings import Embedder
+from app.errors import FileError
 from app.events import Action, FileEvent
 from app.handler import FileResult
 from app.pipeline.extract import Extraction, extract
@@ -31,10 +33,18 @@ NOT_FETCHED = "-"  # the content type of a file never read (gone, or a removal)
 def embedding_of(extraction: Extraction, embedder: Embedder) -> list[float] | None:
     """Images by their pixels, texts and PDFs by their text; other files get no vector."""
     if extraction.image is not None:
-        return embedder.embed(image=extraction.image.embedding_input)
-    if extraction.text is not None and extraction.text.text.strip():
-        return embedder.embed(text=extraction.text.text)
-    return None
+        inputs: dict[str, Any] = {"image": extraction.image.embedding_input}
+    elif extraction.text is not None and extraction.text.text.strip():
+        inputs = {"text": extraction.text.text}
+    else:
+        return None
+    try:
+        vector = embedder.embed(**inputs)
+    except FileError as exc:
+        metrics.EMBEDDING_CALLS.labels(embedder.model_id, exc.error_class).inc()
+        raise
+    metrics.EMBEDDING_CALLS.labels(embedder.model_id, "ok").inc()
+    return vector
 
 
 class PipelineHandler:
@@ -146,4 +156,6 @@ class PipelineHandler:
         try:
             yield
         finally:
-            timings[stage] = round((time.perf_counter() - started) * 1000, 1)
+            seconds = time.perf_counter() - started
+            timings[stage] = round(seconds * 1000, 1)
+            metrics.STAGE_DURATION.labels(stage).observe(seconds)

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from app.config import EmbedderSettings
 from app.embeddings.factory import build_embedder
@@ -195,10 +196,14 @@ def test_an_image_too_big_for_the_request_body_is_refused_before_sending(stub: T
 
 
 def test_throttling_is_retried_by_the_client_and_then_succeeds(stub: TitanStub) -> None:
+    labels = {"model": TITAN_MULTIMODAL}
+    throttles = REGISTRY.get_sample_value("filefleet_embedding_throttles_total", labels) or 0
     stub.throttle_next(2)
     vector = titan(max_attempts=3).embed(text="hello")
     assert [request.status for request in stub.requests] == [429, 429, 200]
     assert len(vector) == 1024
+    after = REGISTRY.get_sample_value("filefleet_embedding_throttles_total", labels)
+    assert after == throttles + 2, "every throttled attempt is counted, also those the client retried"
 
 
 def test_persistent_throttling_becomes_a_transient_error(stub: TitanStub) -> None:
