@@ -15,6 +15,7 @@ from pathlib import Path
 from app import __version__
 from app.aws import AwsClients
 from app.config import (
+    BacklogSettings,
     ConfigError,
     EmbedderSettings,
     Settings,
@@ -74,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         help="match words only, even when the embedder could search by meaning",
     )
     search.set_defaults(command=_run_search)
+
+    backlog = commands.add_parser("backlog", help="the BacklogPerInstance metric the fleet scales on")
+    backlog_commands = backlog.add_subparsers(required=True, metavar="ACTION")
+    publish = backlog_commands.add_parser(
+        "publish",
+        help="visible messages ÷ in-service instances, to CloudWatch (the Lambda does this each minute)",
+    )
+    publish.add_argument("--dry-run", action="store_true", help="measure and print, publish nothing")
+    publish.set_defaults(command=_run_backlog_publish)
 
     demo = commands.add_parser("demo", help="the whole pipeline on this machine: no AWS account, no Docker")
     demo.add_argument(
@@ -149,6 +159,21 @@ def _run_search(args: argparse.Namespace) -> int:
     finally:
         index.close()
     print_hits(hits)
+    return 0
+
+
+def _run_backlog_publish(args: argparse.Namespace) -> int:
+    from app.backlog import run  # noqa: PLC0415 - only this command needs it
+
+    configure_logging(log_level_from_env(os.environ))
+    settings = BacklogSettings.from_env(os.environ)
+    clients = AwsClients(region=region_from_env(os.environ, queue_url=settings.queue_url), concurrency=1)
+    try:
+        reading = run(settings, clients.session, dry_run=args.dry_run)
+    except FileError as exc:  # AWS refused (access denied, throttling): say so, like search does
+        print(f"filefleet: {exc.reason}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(reading.summary(dry_run=args.dry_run))
     return 0
 
 
