@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -283,10 +286,6 @@ def test_lambda_handler_logs_one_json_line_and_raises_on_a_missing_group(
 
 
 def test_the_cli_prints_the_reading_and_a_missing_group_exits_2(cloud: Cloud) -> None:
-    import os
-    import subprocess
-    import sys
-
     group = _group(cloud, desired=0)
     env = {**os.environ, "SQS_QUEUE_URL": _queue(cloud, visible=7), "AUTOSCALING_GROUP_NAME": group}
     command = [sys.executable, "-m", "app", "backlog", "publish", "--dry-run"]

@@ -108,9 +108,7 @@ def test_run_serves_health_ready_and_metrics_then_drains_on_sigterm_and_exits_0(
         _run(_env(queues, tmp_path, port, AWS_ENDPOINT_URL_S3=slow_s3), tmp_path / "run.log") as process,
     ):
         _wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz 200")
-        _, body = _wait_until(
-            lambda: (r := _get(f"{base}/readyz"))[0] == 200 and r, timeout=30, what="ready"
-        )
+        _, body = _wait_until(lambda: (r := _get(f"{base}/readyz"))[0] == 200 and r, timeout=30, what="ready")
         ready = json.loads(body)
         assert ready["ready"] is True and set(ready["checks"]) == {"worker", "queue", "sink"}
         _wait_until(
