@@ -26,7 +26,7 @@ from app.config import (
 from app.drain import DrainSignal
 from app.errors import FileError, TransientError
 from app.logs import configure_logging
-from app.runtime import IndexRuntime, QueueRoutes, StartupError, build_worker
+from app.runtime import IndexRuntime, StartupError, serve_worker
 from app.state import STATE_FILE_ENV, StateFile, StatePublisher
 
 EXIT_FAILURE = 1
@@ -115,16 +115,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     state_path = os.environ.get(STATE_FILE_ENV)
     publisher = StatePublisher(StateFile(state_path)).start() if state_path else None
     try:
-        clients = AwsClients(region=settings.aws_region, concurrency=settings.queue.worker_concurrency)
-        routes = QueueRoutes.resolve(settings.queue, clients)
-        index = IndexRuntime.open(clients, settings.embedder, settings.sink)
-        try:
-            worker = build_worker(settings, routes, index, drain=drain)
-            if publisher is not None:
-                publisher.follow(worker.status)
-            result = worker.run(until_idle=args.until_idle)
-        finally:
-            index.close()
+        result = serve_worker(settings, drain, publisher, until_idle=args.until_idle)
     finally:
         if publisher is not None:
             publisher.stop()

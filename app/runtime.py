@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -15,12 +16,15 @@ from app.drain import DrainSignal
 from app.embeddings import Embedder
 from app.embeddings.factory import build_embedder
 from app.errors import TransientError
+from app.lifecycle.facade import Lifecycle
+from app.lifecycle.monitors import REBALANCE_CAUSE
 from app.pipeline.handler import PipelineHandler
 from app.sinks import IndexMismatch, Sink
 from app.sinks.batching import BatchingWriter
 from app.sinks.factory import build_sink
+from app.state import StatePublisher, WorkerStatus
 from app.stats import RunStats
-from app.worker import Worker
+from app.worker import RunResult, Worker
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +142,43 @@ def _dead_letter_route(source: SqsQueue, settings: QueueSettings) -> tuple[str, 
         )
     limit = settings.max_receive_count or (route.max_receive_count if route else None)
     return url, limit or DEFAULT_MAX_RECEIVE_COUNT
+
+
+def serve_worker(
+    settings: Settings, drain: DrainSignal, publisher: StatePublisher | None, *, until_idle: float | None
+) -> RunResult:
+    """The worker with the pipeline, and the lifecycle monitors on EC2, from start to the end of its drain."""
+    clients = AwsClients(region=settings.aws_region, concurrency=settings.queue.worker_concurrency)
+    routes = QueueRoutes.resolve(settings.queue, clients)
+    index = IndexRuntime.open(clients, settings.embedder, settings.sink)
+    lifecycle: Lifecycle | None = None
+    try:
+        worker = build_worker(settings, routes, index, drain=drain)
+        if publisher is not None:
+            publisher.follow(worker.status)
+        lifecycle = Lifecycle.start(
+            settings.lifecycle, clients.session, drain, stats=worker.stats, worker_idle=worker.idle_seconds
+        )
+        result = worker.run(until_idle=until_idle)
+        if lifecycle is not None:
+            if result.cause == REBALANCE_CAUSE:
+                _hold_until_leaving(drain, lifecycle, publisher)
+            lifecycle.after_drain(result.cause)
+        return result
+    finally:
+        if lifecycle is not None:
+            lifecycle.stop()
+        index.close()
+
+
+def _hold_until_leaving(drain: DrainSignal, lifecycle: Lifecycle, publisher: StatePublisher | None) -> None:
+    """After a rebalance drain, stay up without work until the instance really goes, or a signal comes.
+
+    The recommendation stays in the instance metadata: a worker that exited here would be restarted by
+    systemd and drain again at once, in a loop, until the Spot notice or the scale-in finally arrives.
+    """
+    if publisher is not None:
+        publisher.follow(lambda: WorkerStatus("draining", time.time(), REBALANCE_CAUSE, 0, os.getpid()))
+    log.info("worker.holding_after_rebalance", extra={"until": "a Spot notice, a scale-in or a signal"})
+    while not lifecycle.terminating and drain.wait(timeout=1.0) is None:
+        pass

@@ -14,6 +14,7 @@ _FAKE_AWS = {
     "AWS_SESSION_TOKEN": "testing-session-token",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",  # no probe of 169.254.169.254; IMDS tests point at their stub
 }
 _UNSET = ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL")
 

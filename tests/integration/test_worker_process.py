@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import Queues
+from tests.support.imds_stub import imds_stub
 from tests.support.slow_proxy import slow_proxy
 
 FILES = 8
@@ -175,3 +176,40 @@ def test_a_missing_queue_is_named_on_one_line_with_status_2(queues: Queues) -> N
     )
     assert result.returncode == 2
     assert "does-not-exist" in result.stderr and "NonExistentQueue" in result.stderr
+
+
+def test_on_ec2_a_spot_notice_drains_the_worker_process_and_it_exits_0(sqs: Any, queues: Queues) -> None:
+    with imds_stub() as imds:
+        env = _worker_env(
+            queues,
+            AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url,
+            AWS_EC2_METADATA_DISABLED="false",
+            IMDS_POLL_SECONDS="1",
+        )
+        with _worker(env) as (process, out):
+            out.wait_for("worker.started")
+            imds.announce_spot("terminate", after=1)
+            (draining,) = out.wait_for("worker.draining", timeout=20)
+            assert process.wait(timeout=30) == 0
+    assert draining["cause"] == "spot:terminate"
+
+
+def test_after_a_rebalance_drain_the_worker_holds_until_the_instance_really_goes(
+    sqs: Any, queues: Queues
+) -> None:
+    with imds_stub() as imds:
+        env = _worker_env(
+            queues,
+            AWS_EC2_METADATA_SERVICE_ENDPOINT=imds.url,
+            AWS_EC2_METADATA_DISABLED="false",
+            IMDS_POLL_SECONDS="1",
+            ON_REBALANCE="drain",
+        )
+        with _worker(env) as (process, out):
+            out.wait_for("worker.started")
+            imds.announce_rebalance()
+            out.wait_for("worker.holding_after_rebalance", timeout=20)
+            time.sleep(2)
+            assert process.poll() is None, "exiting now would mean a restart and a drain again, in a loop"
+            imds.announce_spot("terminate")
+            assert process.wait(timeout=30) == 0
