@@ -16,6 +16,9 @@ accesslog = None  # probes every few seconds would drown the worker's own log li
 errorlog = "-"
 graceful_timeout = 5
 timeout = 30
+# gunicorn >= 25 opens a control socket in $HOME that can add and kill workers, and two instances on one
+# host would share (and delete) it; nothing here uses it. Older versions ignore unknown settings.
+control_socket_disable = True
 
 
 def child_exit(server: Any, worker: Any) -> None:
