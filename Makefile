@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint format typecheck unit integration bench clean
+.PHONY: demo test lint format typecheck unit integration container bench base-image clean
+
+# The local base image the container tests build on (no registry is reachable in CI): Debian 12 minbase,
+# as public.ecr.aws/docker/library/debian:bookworm-slim is. Made once per Docker engine, then reused.
+BASE_IMAGE ?= filefleet-base:bookworm
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "filefleet needs Python >= 3.11")'
@@ -42,6 +47,14 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
+
+container: $(STAMP)
+	$(PY) -m pytest tests/container
+
+base-image:
+	@if docker image inspect $(BASE_IMAGE) >/dev/null 2>&1; then echo "$(BASE_IMAGE) is there"; else \
+		rootfs=$$(mktemp -d) && debootstrap --variant=minbase bookworm "$$rootfs" $(DEBIAN_MIRROR) >/dev/null && \
+		tar -C "$$rootfs" -c . | docker import - $(BASE_IMAGE) && rm -rf "$$rootfs"; fi
 
 bench: $(STAMP)  ## the worker throughput benchmark (installs fauxqs with npm into benchmarks/.cache)
 	$(PY) benchmarks/sqs_throughput.py

@@ -85,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--dry-run", action="store_true", help="measure and print, publish nothing")
     publish.set_defaults(command=_run_backlog_publish)
 
+    dev = commands.add_parser("dev", help="local development helpers (emulators, docker compose)")
+    dev_commands = dev.add_subparsers(required=True, metavar="ACTION")
+    bootstrap = dev_commands.add_parser(
+        "bootstrap", help="create the bucket, queue, DLQ and S3 notification on an emulator (idempotent)"
+    )
+    bootstrap.add_argument("--bucket", default=os.environ.get("S3_BUCKET") or "filefleet-landing")
+    bootstrap.add_argument("--queue", default=_queue_name_from_env(), help="queue name (the DLQ is NAME-dlq)")
+    bootstrap.set_defaults(command=_run_dev_bootstrap)
+
     demo = commands.add_parser("demo", help="the whole pipeline on this machine: no AWS account, no Docker")
     demo.add_argument(
         "folder", nargs="?", type=Path, help="upload these files instead of the generated samples"
@@ -94,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(command=_run_demo)
     return parser
+
+
+def _queue_name_from_env() -> str:
+    url = os.environ.get("SQS_QUEUE_URL", "").rstrip("/")
+    return url.rsplit("/", 1)[-1] if url else "filefleet-files"
 
 
 def _positive_seconds(text: str) -> float:
@@ -165,6 +179,19 @@ def _run_backlog_publish(args: argparse.Namespace) -> int:
         print(f"filefleet: {exc.reason}", file=sys.stderr)
         return EXIT_FAILURE
     print(reading.summary(dry_run=args.dry_run))
+    return 0
+
+
+def _run_dev_bootstrap(args: argparse.Namespace) -> int:
+    from app.devtools import bootstrap  # noqa: PLC0415 - only this command needs it
+
+    configure_logging(log_level_from_env(os.environ))
+    landing = bootstrap(
+        AwsClients(region=region_from_env(os.environ), concurrency=1), bucket=args.bucket, queue=args.queue
+    )
+    print(
+        f"S3_BUCKET={landing.bucket}\nSQS_QUEUE_URL={landing.queue_url}\nDEAD_LETTER_QUEUE_URL={landing.dead_letter_queue_url}"
+    )
     return 0
 
 

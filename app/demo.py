@@ -7,7 +7,6 @@ S3 → SQS notification → worker → fetch → sniff → extract → embed →
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -20,6 +19,7 @@ from typing import Any
 
 from app.aws import AwsClients
 from app.config import Settings
+from app.devtools import bootstrap
 from app.drain import DrainSignal
 from app.events import InvalidMessage, parse_body
 from app.logs import configure_logging
@@ -59,7 +59,7 @@ def run_demo(*, folder: Path | None, workdir: Path) -> int:
         }
         settings = Settings.from_env(env)
         clients = AwsClients(region=settings.aws_region, concurrency=settings.queue.worker_concurrency)
-        dlq_url = _create_resources(clients)
+        dlq_url = bootstrap(clients, bucket=BUCKET, queue=QUEUE).dead_letter_queue_url
         uploaded = _upload(clients, samples)
         print(_header(endpoint, workdir, len(samples), uploaded))
         routes = QueueRoutes.resolve(settings.queue, clients)
@@ -109,29 +109,6 @@ def _embedded_aws() -> Iterator[str]:
         server.stop()
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _create_resources(clients: AwsClients) -> str:
-    sqs, s3 = clients.sqs(), clients.s3()
-    dlq_url = sqs.create_queue(QueueName=f"{QUEUE}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5})
-    queue_url = sqs.create_queue(QueueName=QUEUE, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-            ]
-        },
-    )
-    return dlq_url
 
 
 def _upload(clients: AwsClients, samples: list[Sample]) -> int:
