@@ -12,6 +12,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008 # Debian stable moves only with security fixes: take them, do not pin them away
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -28,6 +29,7 @@ RUN --mount=type=secret,id=pip-ca,required=false \
     && /opt/filefleet/bin/python -m compileall -q /opt/filefleet
 
 FROM ${BASE_IMAGE} AS runtime
+ARG BASE_IMAGE
 ARG DEBIAN_FRONTEND=noninteractive
 ARG VERSION=0.1.0
 ARG REVISION=unknown
@@ -41,6 +43,7 @@ LABEL org.opencontainers.image.title="filefleet" \
 # hadolint ignore=DL3008 # as above: Debian stable's security fixes are wanted
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 ca-certificates \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin filefleet
 COPY --from=build /opt/filefleet /opt/filefleet

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app import __version__
-from app.aws import AwsClients
 from app.config import (
     BacklogSettings,
     ConfigError,
@@ -24,9 +23,8 @@ from app.config import (
     region_from_env,
 )
 from app.drain import DrainSignal
-from app.errors import FileError, TransientError
+from app.errors import FileError, StartupError, TransientError
 from app.logs import configure_logging
-from app.runtime import IndexRuntime, StartupError, serve_worker
 from app.state import STATE_FILE_ENV, StateFile, StatePublisher
 
 EXIT_FAILURE = 1
@@ -129,6 +127,8 @@ def _run_worker(args: argparse.Namespace) -> int:
     state_path = os.environ.get(STATE_FILE_ENV)
     publisher = StatePublisher(StateFile(state_path)).start() if state_path else None
     try:
+        from app.runtime import serve_worker  # noqa: PLC0415 - `filefleet run` must not pay for the pipeline
+
         result = serve_worker(settings, drain, publisher, until_idle=args.until_idle)
     finally:
         if publisher is not None:
@@ -149,7 +149,9 @@ def _run_supervisor(args: argparse.Namespace) -> int:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from app.search import print_hits, search  # noqa: PLC0415 - only this command needs it
+    from app.aws import AwsClients  # noqa: PLC0415 - each command imports what it needs
+    from app.runtime import IndexRuntime  # noqa: PLC0415
+    from app.search import print_hits, search  # noqa: PLC0415
 
     configure_logging(log_level_from_env(os.environ))
     clients = AwsClients(region=region_from_env(os.environ), concurrency=1)
@@ -168,7 +170,8 @@ def _run_search(args: argparse.Namespace) -> int:
 
 
 def _run_backlog_publish(args: argparse.Namespace) -> int:
-    from app.backlog import run  # noqa: PLC0415 - only this command needs it
+    from app.aws import AwsClients  # noqa: PLC0415 - each command imports what it needs
+    from app.backlog import run  # noqa: PLC0415
 
     configure_logging(log_level_from_env(os.environ))
     settings = BacklogSettings.from_env(os.environ)
@@ -183,7 +186,8 @@ def _run_backlog_publish(args: argparse.Namespace) -> int:
 
 
 def _run_dev_bootstrap(args: argparse.Namespace) -> int:
-    from app.devtools import bootstrap  # noqa: PLC0415 - only this command needs it
+    from app.aws import AwsClients  # noqa: PLC0415 - each command imports what it needs
+    from app.devtools import bootstrap  # noqa: PLC0415
 
     configure_logging(log_level_from_env(os.environ))
     landing = bootstrap(

@@ -46,6 +46,11 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+class StartupError(Exception):
+    """The environment is wrong in a way the operator must fix (no DLQ, a missing queue, an index that
+    does not fit); the command exits 2 with this message on one line."""
+
+
 class FileError(Exception):
     """A classified failure. ``reason`` is written for an operator: what failed and what to do next."""
 

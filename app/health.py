@@ -22,7 +22,8 @@ from flask import Flask, Response, jsonify
 from app import metrics
 from app.state import STATE_FILE_ENV, StateFile
 
-CHECK_CACHE_SECONDS = 5.0
+CHECK_CACHE_SECONDS = 5.0  # a healthy answer is reused this long
+FAILED_CHECK_CACHE_SECONDS = 0.5  # a failure only this long: readiness must follow recovery at once
 CHECK_TIMEOUT_SECONDS = 2
 
 
@@ -41,18 +42,28 @@ class CheckResult:
 
 
 class CachedCheck:
-    """Runs ``probe`` at most once per ``ttl`` seconds; concurrent requests share one run."""
+    """Runs ``probe`` at most once per ``ttl`` (``failed_ttl`` after a failure); requests share one run."""
 
-    def __init__(self, probe: Callable[[], object], *, ttl: float = CHECK_CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        probe: Callable[[], object],
+        *,
+        ttl: float = CHECK_CACHE_SECONDS,
+        failed_ttl: float = FAILED_CHECK_CACHE_SECONDS,
+    ) -> None:
         self._probe = probe  # raises when the component does not answer; its return value is ignored
         self._ttl = ttl
+        self._failed_ttl = failed_ttl
         self._lock = threading.Lock()
         self._last: CheckResult | None = None
 
     def result(self) -> CheckResult:
         with self._lock:
-            if self._last is not None and time.monotonic() - self._last.checked_at < self._ttl:
-                return self._last
+            last = self._last
+            if last is not None and time.monotonic() - last.checked_at < (
+                self._ttl if last.ok else self._failed_ttl
+            ):
+                return last
             started = time.monotonic()
             try:
                 self._probe()

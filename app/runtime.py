@@ -15,7 +15,7 @@ from app.consumer.queue import SqsQueue
 from app.drain import DrainSignal
 from app.embeddings import Embedder
 from app.embeddings.factory import build_embedder
-from app.errors import TransientError
+from app.errors import StartupError, TransientError
 from app.lifecycle.facade import Lifecycle
 from app.lifecycle.monitors import REBALANCE_CAUSE
 from app.pipeline.handler import PipelineHandler
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 
 _STARTUP_ATTEMPTS = 5
 DEFAULT_MAX_RECEIVE_COUNT = 5  # when the queue has no redrive policy to say otherwise
-
-
-class StartupError(Exception):
-    """The environment is wrong in a way the operator must fix; the message says how."""
 
 
 @dataclass

@@ -18,7 +18,8 @@ from pathlib import Path
 from app import metrics
 
 STATE_FILE_ENV = "FILEFLEET_STATE_FILE"
-PUBLISH_SECONDS = 1.0
+PUBLISH_SECONDS = 1.0  # the heartbeat's refresh, at the least
+WATCH_SECONDS = 0.2  # a change of state (running, draining) is published within this
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,13 @@ class StateFile:
 
 
 class StatePublisher:
-    """Publishes ``source()`` every second from a daemon thread; ``starting`` until there is a source."""
+    """Publishes ``source()`` from a daemon thread: at once when the state changes, else every second."""
 
     def __init__(self, state_file: StateFile) -> None:
         self._file = state_file
         self._source: Callable[[], WorkerStatus] | None = None
+        self._published: WorkerStatus | None = None
+        self._published_at = 0.0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="state-publisher", daemon=True)
 
@@ -75,13 +78,18 @@ class StatePublisher:
         self._publish()
 
     def _run(self) -> None:
-        while not self._stopped.wait(PUBLISH_SECONDS):
-            self._publish()
+        while not self._stopped.wait(WATCH_SECONDS):
+            self._publish(only_if_due=True)
 
-    def _publish(self) -> None:
+    def _publish(self, *, only_if_due: bool = False) -> None:
         if self._source is None:
             state = WorkerStatus("starting", time.time(), pid=os.getpid())
             metrics.set_worker_state("starting")
         else:
             state = self._source()
+        last = self._published
+        changed = last is None or (state.state, state.cause) != (last.state, last.cause)
+        if only_if_due and not changed and time.monotonic() - self._published_at < PUBLISH_SECONDS:
+            return
         self._file.write(state)
+        self._published, self._published_at = state, time.monotonic()

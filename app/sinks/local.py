@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -345,6 +346,8 @@ class LocalSink:
 
     def ping(self) -> None:
         """Raise TransientError unless the file opens and has been initialised by ensure_index."""
+        if not os.path.exists(self._path):  # a probe must not create the file before the worker does
+            raise TransientError(f"local index {self._path} does not exist yet (the worker creates it)")
         try:
             self._connection().execute("SELECT value FROM meta WHERE name = 'dimension'").fetchone()
         except sqlite3.Error as exc:

@@ -103,3 +103,14 @@ def test_checks_are_cached_so_probes_never_storm_aws() -> None:
     for _ in range(50):
         assert check.result().ok
     assert probe.calls == 1
+
+
+def test_a_failed_check_is_retried_soon_so_readiness_follows_recovery() -> None:
+    probe = Probe()
+    probe.error = ConnectionError("not yet")
+    check = CachedCheck(probe, ttl=60, failed_ttl=0.05)
+    assert not check.result().ok
+    probe.error = None
+    time.sleep(0.1)
+    assert check.result().ok, "a failure is not served for the healthy answer's whole cache time"
+    assert probe.calls == 2

@@ -256,8 +256,9 @@ def test_a_sink_that_cannot_open_its_file_makes_every_operation_transient(tmp_pa
     outcomes = sink.write([upsert("a.jpg", "01"), remove("b.jpg", "02"), upsert("c.jpg", "01", size="bad")])
     assert isinstance(outcomes[0], TransientError) and isinstance(outcomes[1], TransientError)
     assert isinstance(outcomes[2], PermanentError), "a document that can never pass stays permanent"
-    with pytest.raises(TransientError, match="not usable"):
+    with pytest.raises(TransientError, match="does not exist yet"):
         sink.ping()
+    assert not (tmp_path / "missing-dir" / "index.sqlite3").exists(), "a health probe never creates the index"
     with pytest.raises(TransientError, match="cannot prepare"):
         sink.ensure_index()
     sink.close()
