@@ -26,6 +26,7 @@ from app.drain import DrainSignal
 from app.errors import FileError, StartupError, TransientError
 from app.logs import configure_logging
 from app.state import STATE_FILE_ENV, StateFile, StatePublisher
+from provisioning.fleet.cli import register as register_fleet
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         "--workdir", type=Path, default=Path(".demo"), help="where the demo keeps its index and log (.demo)"
     )
     demo.set_defaults(command=_run_demo)
+
+    register_fleet(commands)
     return parser
 
 

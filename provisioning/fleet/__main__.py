@@ -1,0 +1,5 @@
+import sys
+
+from provisioning.fleet.cli import main
+
+sys.exit(main())
