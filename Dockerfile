@@ -17,6 +17,7 @@ RUN apt-get update \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
+COPY provisioning ./provisioning
 # Wheels first (every dependency ships manylinux wheels: no compiler here either), then a venv from them.
 # A TLS-intercepting proxy's CA can be lent as a build secret, which never lands in a layer:
 #   --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt

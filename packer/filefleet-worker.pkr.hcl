@@ -95,6 +95,7 @@ build {
       "WORKER_IMAGE=${var.worker_image}",
       "WORKER_IMAGE_ARCHIVE=${local.worker_image_archive}",
       "GIT_REVISION=${var.git_revision}",
+      "ENVIRONMENT=${var.environment}",
       "FILES_DIR=${local.upload_dir}/files",
       "UPLOAD_DIRS=${local.upload_dir}/files ${local.upload_dir}/worker-image",
     ]

@@ -89,6 +89,17 @@ variable "build_iam_instance_profile" {
   description = "Instance profile of the build instance: only an ECR worker_image needs one (ecr:GetAuthorizationToken, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer)."
 }
 
+variable "environment" {
+  type        = string
+  default     = "dev"
+  description = "The fleet stack's Environment: the agent ships to /aws/cis-file-processor/<environment>/workers."
+
+  validation {
+    condition     = regex_replace(var.environment, "^[A-Za-z0-9-]{1,32}$", "") == ""
+    error_message = "The environment is 1 to 32 letters, digits or hyphens, as the stack's Environment."
+  }
+}
+
 variable "ami_name_prefix" {
   type    = string
   default = "filefleet-worker"

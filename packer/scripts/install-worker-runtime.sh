@@ -2,8 +2,9 @@
 # The worker's runtime wiring: the systemd unit, its log file and rotation, and the CloudWatch agent
 # config that ships that log and the worker's /metrics. Both services are enabled; neither starts here.
 set -euo pipefail
-: "${FILES_DIR:?}"
+: "${FILES_DIR:?}" "${ENVIRONMENT:?}"
 readonly AGENT=/opt/aws/amazon-cloudwatch-agent
+readonly AGENT_CONFIG=/opt/aws/amazon-cloudwatch-agent/etc/filefleet.json
 
 install -m 0644 "$FILES_DIR/filefleet.service" /etc/systemd/system/filefleet.service
 # The unit appends the container's output here; systemd opens the file before it creates any directory
@@ -16,7 +17,10 @@ install -m 0644 "$FILES_DIR/filefleet.logrotate" /etc/logrotate.d/filefleet
 # -s: nothing starts) checks the agent config against the installed agent's own schema and translates
 # it; the agent translates it again at every start, with the launched instance's identity.
 install -m 0644 "$FILES_DIR/prometheus.yaml" "$AGENT/etc/prometheus.yaml"
-"$AGENT/bin/amazon-cloudwatch-agent-ctl" -a fetch-config -m ec2 -c "file:$FILES_DIR/amazon-cloudwatch-agent.json"
+# The config names the guide's log groups for "dev"; the stack's Environment decides (provisioning/fleet.yaml).
+sed "s#/aws/cis-file-processor/dev/#/aws/cis-file-processor/$ENVIRONMENT/#g" \
+  "$FILES_DIR/amazon-cloudwatch-agent.json" >"$AGENT_CONFIG"
+"$AGENT/bin/amazon-cloudwatch-agent-ctl" -a fetch-config -m ec2 -c "file:$AGENT_CONFIG"
 
 systemctl daemon-reload
 systemd-analyze verify /etc/systemd/system/filefleet.service

@@ -4,8 +4,9 @@ The parameters are learnt from CloudFormation's own GetTemplateSummary rather th
 understands every short-form tag (!Ref, !Sub, ...), needs no YAML library at run time, and rejects a template
 it cannot parse before any change set exists.
 
-CloudFormation takes a template inline (TemplateBody) only up to 51,200 bytes; a larger one must be read from
-S3 (TemplateURL, up to 1 MB), as `aws cloudformation deploy --s3-bucket` does. With ``--template-bucket`` a
+CloudFormation takes a template inline (TemplateBody) only up to 51,200 bytes; a larger one is sent without
+its comment lines, and if that is still too large it must be read from S3 (TemplateURL, up to 1 MB), as
+`aws cloudformation deploy --s3-bucket` does. With ``--template-bucket`` a
 large template is uploaded under a name derived from its content, so deploying the same template twice
 uploads one object, and the change set records exactly the bytes that were reviewed.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from provisioning.fleet.aws import Client, FleetAws
+from provisioning.fleet.compact import without_comment_lines
 from provisioning.fleet.errors import FleetConfigError
 
 PACKAGED_TEMPLATE = "fleet.yaml"
@@ -65,6 +67,8 @@ def read_template(path: Path | None) -> tuple[str, str]:
 def load_template(aws: FleetAws, path: Path | None, *, bucket: str | None) -> Template:
     """Read, upload if it must go through S3, summarise; FleetConfigError when CloudFormation rejects it."""
     source, body = read_template(path)
+    if len(body.encode("utf-8")) > TEMPLATE_BODY_LIMIT:
+        body = without_comment_lines(body)  # the same template; often small enough to go inline then
     size = len(body.encode("utf-8"))
     url = None
     if size > TEMPLATE_BODY_LIMIT:

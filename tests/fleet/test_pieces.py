@@ -531,3 +531,27 @@ def test_a_failed_launch_shows_why_under_its_activity() -> None:
     assert lines[0] == "Stack filefleet: UPDATE_COMPLETE"
     assert f"      status: {failed.status_message}" in lines
     assert "Spot interruptions and capacity rebalancing (last 50 activities): none" in lines
+
+
+def test_the_fleet_template_without_its_comment_lines_is_the_same_template_and_fits_inline() -> None:
+    from provisioning.fleet.compact import without_comment_lines
+    from provisioning.fleet.template import TEMPLATE_BODY_LIMIT
+    from tests.provisioning.cfn import TEMPLATE_PATH, load_template_text
+
+    original = TEMPLATE_PATH.read_text(encoding="utf-8")
+    compact = without_comment_lines(original)
+    assert load_template_text(compact) == load_template_text(original), "only comments were removed"
+    assert "#cloud-config" in compact, "comment-like lines inside block scalars are content and stay"
+    assert len(compact.encode("utf-8")) <= TEMPLATE_BODY_LIMIT
+
+
+def test_comment_lines_go_but_block_scalars_keep_every_line() -> None:
+    from provisioning.fleet.compact import without_comment_lines
+
+    text = (
+        "# top\na: 1  # trailing stays\nb: |\n  #cloud-config\n\n  # kept\n"
+        "c:\n  # dropped\n  - >-\n    # kept too\n  - x\n"
+    )
+    assert without_comment_lines(text) == (
+        "a: 1  # trailing stays\nb: |\n  #cloud-config\n\n  # kept\nc:\n  - >-\n    # kept too\n  - x\n"
+    )
