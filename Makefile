@@ -4,6 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
+# checkov pins boto3 and packaging to versions of its own: kept apart from the project's venv.
+TOOLS_VENV ?= .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-checkov
+CHECKOV_VERSION ?= 3.3.30
 
 .PHONY: demo test lint format typecheck unit integration container bench base-image clean
 
@@ -21,6 +25,12 @@ $(STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@ $(DEMO_STAMP)
 
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $@
+
 $(DEMO_STAMP): pyproject.toml $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[demo]'
 	@touch $@
@@ -28,8 +38,8 @@ $(DEMO_STAMP): pyproject.toml $(VENV)/bin/python
 demo: $(DEMO_STAMP)  ## the pipeline end to end on this machine: embedded S3/SQS, local embedder and index
 	$(PY) -m app demo
 
-test: $(STAMP) lint typecheck  ## everything CI runs
-	$(PY) -m pytest
+test: $(STAMP) $(TOOLS_STAMP) lint typecheck  ## everything CI runs
+	CHECKOV=$(abspath $(TOOLS_VENV))/bin/checkov $(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -60,4 +70,4 @@ bench: $(STAMP)  ## the worker throughput benchmark (installs fauxqs with npm in
 	$(PY) benchmarks/sqs_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/.cache
+	rm -rf $(VENV) $(TOOLS_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis benchmarks/.cache
