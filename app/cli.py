@@ -22,6 +22,7 @@ from app.config import (
     log_level_from_env,
     region_from_env,
 )
+from app.cost import add_cost_parser
 from app.drain import DrainSignal
 from app.errors import FileError, StartupError, TransientError
 from app.logs import configure_logging
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(command=_run_demo)
 
     register_fleet(commands)
+    add_cost_parser(commands)
     return parser
 
 
