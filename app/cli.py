@@ -24,6 +24,7 @@ from app.config import (
 )
 from app.cost import add_cost_parser
 from app.drain import DrainSignal
+from app.enqueue import add_enqueue_parser
 from app.errors import FileError, StartupError, TransientError
 from app.logs import configure_logging
 from app.state import STATE_FILE_ENV, StateFile, StatePublisher
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(command=_run_demo)
 
+    add_enqueue_parser(commands)
     register_fleet(commands)
     add_cost_parser(commands)
     return parser
