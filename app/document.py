@@ -11,9 +11,11 @@ write. Why not OpenSearch external versioning: a sequencer need not fit the 63 b
 events carry no sequencer at all, and a hard delete's version is forgotten after ``index.gc_deletes`` (60 s),
 after which a late stale create would resurrect the file. A tombstone document never expires that way.
 
-Events without a sequencer (the guide's format, EventBridge-less tools, moto) cannot be ordered: they are
-written (last writer wins), keeping the sequencer already stored so that later sequenced events still
-compare against it. Re-delivery of the same event (equal sequencer) is not written again.
+Events without a sequencer (the guide's format, a backfill, moto) cannot be ordered: they are written (last
+writer wins), keeping the sequencer already stored so that later sequenced events still compare against it,
+with one exception: such a create never overwrites a tombstone whose removal happened after the object it
+read was last modified (a copy fetched just before the delete must not bring the file back). Re-delivery of
+the same event (equal sequencer) is not written again.
 """
 
 from __future__ import annotations
@@ -102,6 +104,12 @@ def may_write(operation: Operation, existing: Mapping[str, Any] | None) -> bool 
     try:
         if operation.sequencer is not None and not _HEX.fullmatch(operation.sequencer):
             raise ValueError("not a hexadecimal string")
+        if (
+            isinstance(operation, Upsert)
+            and operation.sequencer is None
+            and _removed_after(operation, existing)
+        ):
+            return False
         return is_newer(operation.sequencer, existing)
     except ValueError as exc:
         stored = None if existing is None else existing.get(SEQUENCER_FIELD)
@@ -110,6 +118,22 @@ def may_write(operation: Operation, existing: Mapping[str, Any] | None) -> bool 
             f"{stored!r} ({exc}); both must be hexadecimal",
             error_class="InvalidSequencer",
         )
+
+
+def _removed_after(upsert: Upsert, existing: Mapping[str, Any] | None) -> bool:
+    """Whether ``existing`` is a tombstone of a removal that came after the object ``upsert`` read."""
+    if existing is None or not existing.get(DELETED_FIELD):
+        return False
+    removed, modified = _instant(existing.get("event_time")), _instant(upsert.source.get("last_modified"))
+    return removed is not None and modified is not None and modified <= removed
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def merged_sequencer(incoming: str | None, existing: Mapping[str, Any] | None) -> str | None:

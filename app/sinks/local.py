@@ -184,9 +184,15 @@ class LocalSink:
 
     def _apply(self, conn: sqlite3.Connection, operation: Operation) -> WriteOutcome | FileError:
         row = conn.execute(
-            "SELECT id, sequencer, deleted FROM documents WHERE doc_id = ?", (operation.doc_id,)
+            "SELECT id, sequencer, deleted, json_extract(source, '$.event_time') "
+            "FROM documents WHERE doc_id = ?",
+            (operation.doc_id,),
         ).fetchone()
-        existing = None if row is None else {SEQUENCER_FIELD: row[1], DELETED_FIELD: bool(row[2])}
+        existing = (
+            None
+            if row is None
+            else {SEQUENCER_FIELD: row[1], DELETED_FIELD: bool(row[2]), "event_time": row[3]}
+        )
         decision = may_write(operation, existing)
         if isinstance(decision, FileError):
             return decision

@@ -67,7 +67,11 @@ MAX_CONFLICT_ROUNDS: Final = 5
 KEYWORD_IGNORE_ABOVE: Final = 1024  # S3 keys are at most 1024 bytes; longer values are stored, not indexed
 KEY_ANALYZER: Final = "s3_key_words"
 
-_GUARD_FIELDS: Final = (SEQUENCER_FIELD, DELETED_FIELD)  # all the guard reads of a stored document
+_GUARD_FIELDS: Final = (
+    SEQUENCER_FIELD,
+    DELETED_FIELD,
+    "event_time",
+)  # what the guard reads of a stored document
 _NOT_DELETED: Final = {"bool": {"must_not": [{"term": {DELETED_FIELD: True}}]}}
 
 
