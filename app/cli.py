@@ -27,6 +27,7 @@ from app.drain import DrainSignal
 from app.enqueue import add_enqueue_parser
 from app.errors import FileError, StartupError, TransientError
 from app.logs import configure_logging
+from app.simulate.cli import add_simulate_parser
 from app.state import STATE_FILE_ENV, StateFile, StatePublisher
 from provisioning.fleet.cli import register as register_fleet
 
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     add_enqueue_parser(commands)
     register_fleet(commands)
     add_cost_parser(commands)
+    add_simulate_parser(commands)
     return parser
 
 
