@@ -159,6 +159,9 @@ def inspect_image(docker_cmd: str, image: str) -> dict[str, Any] | None:
     return found
 
 
+PACKAGES = ("app", "provisioning")  # what the image installs (pyproject.toml: packages.find)
+
+
 def build_inputs_digest(base_id: str) -> str:
     """SHA-256 of what the build reads: Dockerfile, .dockerignore, the context's files, base ID, arguments."""
     digest = hashlib.sha256()
@@ -169,9 +172,10 @@ def build_inputs_digest(base_id: str) -> str:
 
     for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md"):
         add(name, (REPO / name).read_bytes())
-    for path in sorted((REPO / "app").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            add(path.relative_to(REPO).as_posix(), path.read_bytes())
+    for package in PACKAGES:
+        for path in sorted((REPO / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                add(path.relative_to(REPO).as_posix(), path.read_bytes())
     add("base-image-id", base_id.encode())
     add("build-args", json.dumps(BUILD_ARGS, sort_keys=True).encode())
     return digest.hexdigest()
@@ -284,7 +288,10 @@ def make_source_dir(pins: list[str]) -> Path:
     source = Path(tempfile.mkdtemp(prefix="filefleet-bench-src-"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    shutil.copytree(REPO / "app", source / "app", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
     (source / "requirements.txt").write_text("\n".join(pins) + "\n")
     source.chmod(0o755)  # mkdtemp makes it 0700: the container's root may not be this user
     return source

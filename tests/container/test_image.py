@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,28 +21,9 @@ from app.document import document_id
 from tests.container.conftest import ROOT
 from tests.integration.conftest import Queues, make_queues
 from tests.support.components import component_missing, free_port
+from tests.support.http import get, wait_until
 from tests.support.slow_proxy import slow_proxy
 from tests.support.titan_stub import TitanStub, titan_stub
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def _wait_until(predicate: Any, *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture
@@ -130,22 +109,22 @@ def test_a_file_put_in_the_bucket_becomes_a_document_and_the_endpoints_answer(
 ) -> None:
     base = stack["base"]
     with container(docker, image, stack["env"]) as name:
-        _wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=90, what="/readyz 200")
+        wait_until(lambda: get(f"{base}/readyz")[0] == 200, timeout=90, what="/readyz 200")
         stack["s3"].put_object(
             Bucket=stack["bucket"], Key="notes/hello world.txt", Body=b"tripod and lens cap"
         )
         client = OpenSearch(hosts=[str(osmem_clone.url)])
         doc_id = document_id(stack["bucket"], "notes/hello world.txt")
-        found = _wait_until(
+        found = wait_until(
             lambda: client.exists(index="files", id=doc_id) and client.get(index="files", id=doc_id),
             timeout=60,
             what=f"the document; logs: {_logs(docker, name)[-2000:]}",
         )
         assert found["_source"]["text"] == "tripod and lens cap"
         assert len(found["_source"]["embedding"]) == 1024 and titan.successful()
-        health = json.loads(_get(f"{base}/healthz")[1])
+        health = json.loads(get(f"{base}/healthz")[1])
         assert health["status"] == "ok" and health["state"] == "running"
-        status, metrics = _get(f"{base}/metrics")
+        status, metrics = get(f"{base}/metrics")
         assert status == 200 and b"filefleet_messages_total" in metrics
 
 
@@ -180,10 +159,10 @@ def test_docker_stop_drains_and_exits_0_without_losing_the_file_in_flight(
     with slow_proxy(moto_endpoint, delay_seconds=4, slow=slow_get) as slow_s3:
         env = {**stack["env"], "AWS_ENDPOINT_URL_S3": slow_s3}
         with container(docker, image, env) as name:
-            _wait_until(lambda: _get(f"{base}/readyz")[0] == 200, timeout=90, what="/readyz 200")
+            wait_until(lambda: get(f"{base}/readyz")[0] == 200, timeout=90, what="/readyz 200")
             stack["s3"].put_object(Bucket=bucket, Key="slow.txt", Body=b"a file that takes a while")
-            _wait_until(
-                lambda: b"filefleet_messages_in_flight 1.0" in _get(f"{base}/metrics")[1],
+            wait_until(
+                lambda: b"filefleet_messages_in_flight 1.0" in get(f"{base}/metrics")[1],
                 timeout=30,
                 what="busy",
             )

@@ -13,8 +13,6 @@ import json
 import re
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,29 +26,11 @@ from tests.integration.conftest import Queues, make_queues
 from tests.packer.conftest import FILES
 from tests.packer.systemd_unit import Unit
 from tests.support.components import free_port
+from tests.support.http import status, wait_until
 
 UNIT_ENV_FILE = "/etc/filefleet/worker.env"
 UNIT_IMAGE = "filefleet:current"
 UNIT_DOCKER = "/usr/bin/docker"
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
-def _wait_until(predicate: Any, *, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def rendered_user_data_env(values: dict[str, str]) -> str:
@@ -166,13 +146,14 @@ def test_the_units_commands_run_the_worker_which_processes_a_file_and_stops_clea
         started = time.monotonic()
         main = subprocess.Popen(unit_commands["ExecStart"], stdout=output, stderr=subprocess.STDOUT)
     try:
-        ready_after = _wait_until(lambda: _status(f"{base}/readyz") == 200, timeout=90, what="/readyz 200")
+        wait_until(lambda: status(f"{base}/readyz") == 200, timeout=90, what="/readyz 200")
+        ready_after = time.monotonic() - started
         print(f"container start to ready: {ready_after:.2f} s")  # the README's boot budget quotes this
 
         landing["s3"].put_object(
             Bucket=landing["bucket"], Key="notes/tripod.txt", Body=b"tripod and lens cap"
         )
-        _wait_until(
+        wait_until(
             lambda: (
                 b'"key": "notes/tripod.txt"' in log.read_bytes()
                 and landing["queues"].depth(landing["sqs"]) == (0, 0)

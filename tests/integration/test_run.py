@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,27 +20,8 @@ import pytest
 
 from tests.integration.conftest import Queues
 from tests.support.components import component_missing, free_port
+from tests.support.http import get, wait_until
 from tests.support.slow_proxy import slow_proxy
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def _wait_until(predicate: Any, *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @contextmanager
@@ -107,26 +87,24 @@ def test_run_serves_health_ready_and_metrics_then_drains_on_sigterm_and_exits_0(
         slow_proxy(moto_endpoint, delay_seconds=3, slow=slow_get) as slow_s3,
         _run(_env(queues, tmp_path, port, AWS_ENDPOINT_URL_S3=slow_s3), tmp_path / "run.log") as process,
     ):
-        _wait_until(lambda: _get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz 200")
-        _, body = _wait_until(lambda: (r := _get(f"{base}/readyz"))[0] == 200 and r, timeout=30, what="ready")
+        wait_until(lambda: get(f"{base}/healthz")[0] == 200, timeout=60, what="/healthz 200")
+        _, body = wait_until(lambda: (r := get(f"{base}/readyz"))[0] == 200 and r, timeout=30, what="ready")
         ready = json.loads(body)
         assert ready["ready"] is True and set(ready["checks"]) == {"worker", "queue", "sink"}
-        _wait_until(
-            lambda: b"filefleet_messages_in_flight 2.0" in _get(f"{base}/metrics")[1], timeout=20, what="busy"
+        wait_until(
+            lambda: b"filefleet_messages_in_flight 2.0" in get(f"{base}/metrics")[1], timeout=20, what="busy"
         )
-        exposition = _get(f"{base}/metrics")[1]
+        exposition = get(f"{base}/metrics")[1]
         assert b'filefleet_worker_state{state="running"} 1.0' in exposition
 
         process.send_signal(signal.SIGTERM)
-        draining = _wait_until(
-            lambda: (
-                (h := _get(f"{base}/healthz"))[0] == 200 and json.loads(h[1])["state"] == "draining" and h
-            ),
+        draining = wait_until(
+            lambda: (h := get(f"{base}/healthz"))[0] == 200 and json.loads(h[1])["state"] == "draining" and h,
             timeout=10,
             what="/healthz 200 while draining",
         )
         assert draining
-        assert _get(f"{base}/readyz")[0] == 503, "a draining worker takes no new work"
+        assert get(f"{base}/readyz")[0] == 503, "a draining worker takes no new work"
         assert process.wait(timeout=60) == 0
 
     with pytest.raises(urllib.error.URLError):  # gunicorn stopped last, and it is gone
@@ -152,9 +130,7 @@ def test_if_either_process_dies_the_other_is_stopped_and_the_exit_is_not_0(
 ) -> None:
     port = free_port()
     with _run(_env(queues, tmp_path, port), tmp_path / "run.log") as process:
-        _wait_until(
-            lambda: _get(f"http://127.0.0.1:{port}/healthz")[0] == 200, timeout=60, what="/healthz 200"
-        )
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 200, timeout=60, what="/healthz 200")
         (started,) = [line for line in _events(tmp_path / "run.log") if line["event"] == "run.started"]
         os.kill(started[f"{victim}_pid"], signal.SIGKILL)
         assert process.wait(timeout=60) != 0
