@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app import __version__
+from app import __version__, argtypes
 from app.config import (
     BacklogSettings,
     ConfigError,
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="consume the SQS queue until stopped (SIGTERM/SIGINT drain)")
     worker.add_argument(
         "--until-idle",
-        type=_positive_seconds,
+        type=argtypes.positive,
         metavar="SECONDS",
         help="exit 0 once no message has arrived and none is in flight for this long (batch runs, tests)",
     )
@@ -115,16 +115,6 @@ def _parser() -> argparse.ArgumentParser:
 def _queue_name_from_env() -> str:
     url = os.environ.get("SQS_QUEUE_URL", "").rstrip("/")
     return url.rsplit("/", 1)[-1] if url else "filefleet-files"
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("it must be more than 0 seconds")
-    return value
 
 
 def _run_worker(args: argparse.Namespace) -> int:

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app import argtypes
+
 if TYPE_CHECKING:
     from app.aws import AwsClients
 
@@ -54,7 +56,7 @@ def add_enqueue_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         help="record progress in FILE after every batch; run the same command again to resume after it",
     )
     parser.add_argument(
-        "--max-per-second", type=_positive_rate, metavar="N", help="send at most N messages a second"
+        "--max-per-second", type=argtypes.positive, metavar="N", help="send at most N messages a second"
     )
     parser.add_argument("--dry-run", action="store_true", help="count the objects and bytes; send nothing")
     parser.add_argument(
@@ -65,7 +67,7 @@ def add_enqueue_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     )
     parser.add_argument(
         "--page-size",
-        type=_page_size,
+        type=argtypes.whole(1, DEFAULT_PAGE_SIZE),
         default=DEFAULT_PAGE_SIZE,
         metavar="N",
         help=f"keys per ListObjectsV2 request, 1-1000 (default {DEFAULT_PAGE_SIZE}; smaller is for tests)",
@@ -153,23 +155,3 @@ def _partition(clients: AwsClients, region: str) -> str:
         return str(clients.session.get_partition_for_region(region))
     except UnknownRegionError:  # an emulator's made-up region: the standard partition
         return "aws"
-
-
-def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError("it must be a number above 0")
-    return value
-
-
-def _page_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= DEFAULT_PAGE_SIZE:
-        raise argparse.ArgumentTypeError("it must be between 1 and 1000")
-    return value

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from app import argtypes
 from app.simulate.compare import KEYS, expand, parse_axis
 from app.simulate.engine import simulate
 from app.simulate.plot import PlotUnavailable, require_matplotlib, write_plot
@@ -45,17 +45,25 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         metavar="PROFILE|FILE.csv",
         help="steady, daily (a batch a day), bursts, or a CSV of timestamps (epoch seconds or ISO 8601)",
     )
-    traffic.add_argument("--files", type=_count, default=d.files, help="files over the horizon (profiles)")
-    traffic.add_argument("--days", type=_positive, default=d.days, help="horizon of a profile")
+    traffic.add_argument(
+        "--files", type=argtypes.whole(), default=d.files, help="files over the horizon (profiles)"
+    )
+    traffic.add_argument("--days", type=argtypes.positive, default=d.days, help="horizon of a profile")
     traffic.add_argument("--batch-at", type=_time_of_day, default="09:00", metavar="HH:MM", help="daily")
-    traffic.add_argument("--batch-minutes", type=_positive, default=d.batch_minutes, help="daily")
-    traffic.add_argument("--bursts-per-day", type=_positive, default=d.bursts_per_day, help="bursts")
-    traffic.add_argument("--burst-minutes", type=_positive, default=d.burst_minutes, help="bursts")
+    traffic.add_argument("--batch-minutes", type=argtypes.positive, default=d.batch_minutes, help="daily")
+    traffic.add_argument("--bursts-per-day", type=argtypes.positive, default=d.bursts_per_day, help="bursts")
+    traffic.add_argument("--burst-minutes", type=argtypes.positive, default=d.burst_minutes, help="bursts")
 
     work = parser.add_argument_group("work")
-    work.add_argument("--mean-seconds", type=_positive, default=d.mean_seconds, help="mean processing time")
-    work.add_argument("--sigma", type=_non_negative, default=d.sigma, help="lognormal shape; 0 = constant")
-    work.add_argument("--concurrency", type=_count, default=d.concurrency, help="WORKER_CONCURRENCY")
+    work.add_argument(
+        "--mean-seconds", type=argtypes.positive, default=d.mean_seconds, help="mean processing time"
+    )
+    work.add_argument(
+        "--sigma", type=argtypes.non_negative, default=d.sigma, help="lognormal shape; 0 = constant"
+    )
+    work.add_argument(
+        "--concurrency", type=argtypes.whole(), default=d.concurrency, help="WORKER_CONCURRENCY"
+    )
     work.add_argument(
         "--boot",
         type=_boot,
@@ -65,23 +73,33 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         f"{BOOT_PRESETS['userdata']:g} s (a lower bound)",
     )
     work.add_argument("--worker", choices=WORKERS, default=d.worker, help="drain behaviour on stop")
-    work.add_argument("--drain-seconds", type=_non_negative, default=d.drain_seconds, help="DRAIN_SECONDS")
+    work.add_argument(
+        "--drain-seconds", type=argtypes.non_negative, default=d.drain_seconds, help="DRAIN_SECONDS"
+    )
 
     group = parser.add_argument_group("scaling")
     group.add_argument("--policy", choices=POLICIES, default=d.policy, help="target = our stack")
-    group.add_argument("--target", type=_positive, default=d.target, help="backlog per instance")
-    group.add_argument("--warmup", type=_non_negative, default=d.warmup_seconds, help="instance warm-up, s")
-    group.add_argument("--min", type=_count, default=d.min_size, help="MinSize")
-    group.add_argument("--max", type=_count, default=d.max_size, help="MaxSize")
-    group.add_argument("--scale-out-periods", type=_count, default=d.scale_out_periods, help="high alarm")
-    group.add_argument("--scale-in-periods", type=_count, default=d.scale_in_periods, help="low alarm")
-    group.add_argument("--on-demand-base", type=_count, default=d.on_demand_base, help="OnDemandBaseCapacity")
+    group.add_argument("--target", type=argtypes.positive, default=d.target, help="backlog per instance")
     group.add_argument(
-        "--on-demand-percent", type=_non_negative, default=d.on_demand_percent, help="above the base"
+        "--warmup", type=argtypes.non_negative, default=d.warmup_seconds, help="instance warm-up, s"
+    )
+    group.add_argument("--min", type=argtypes.whole(), default=d.min_size, help="MinSize")
+    group.add_argument("--max", type=argtypes.whole(), default=d.max_size, help="MaxSize")
+    group.add_argument(
+        "--scale-out-periods", type=argtypes.whole(), default=d.scale_out_periods, help="high alarm"
+    )
+    group.add_argument(
+        "--scale-in-periods", type=argtypes.whole(), default=d.scale_in_periods, help="low alarm"
+    )
+    group.add_argument(
+        "--on-demand-base", type=argtypes.whole(), default=d.on_demand_base, help="OnDemandBaseCapacity"
+    )
+    group.add_argument(
+        "--on-demand-percent", type=argtypes.non_negative, default=d.on_demand_percent, help="above the base"
     )
     group.add_argument(
         "--interruption-rate",
-        type=_non_negative,
+        type=argtypes.non_negative,
         default=d.interruption_rate,
         help="Spot interruption notices per Spot instance-hour (0 = none)",
     )
@@ -99,12 +117,17 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
 
     prices = parser.add_argument_group("prices (USD)")
-    prices.add_argument("--spot-price", type=_non_negative, default=d.spot_price, help="per hour")
-    prices.add_argument("--on-demand-price", type=_non_negative, default=d.on_demand_price, help="per hour")
-    prices.add_argument("--ebs-gb", type=_non_negative, default=d.ebs_gb, help="root volume size")
-    prices.add_argument("--ebs-price", type=_non_negative, default=d.ebs_price, help="per GB-month")
+    prices.add_argument("--spot-price", type=argtypes.non_negative, default=d.spot_price, help="per hour")
     prices.add_argument(
-        "--monitoring-price", type=_non_negative, default=d.monitoring_price, help="per instance-month"
+        "--on-demand-price", type=argtypes.non_negative, default=d.on_demand_price, help="per hour"
+    )
+    prices.add_argument("--ebs-gb", type=argtypes.non_negative, default=d.ebs_gb, help="root volume size")
+    prices.add_argument("--ebs-price", type=argtypes.non_negative, default=d.ebs_price, help="per GB-month")
+    prices.add_argument(
+        "--monitoring-price",
+        type=argtypes.non_negative,
+        default=d.monitoring_price,
+        help="per instance-month",
     )
 
     output = parser.add_argument_group("run and output")
@@ -118,13 +141,15 @@ def add_simulate_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     output.add_argument(
         "--p95-goal",
-        type=_positive,
+        type=argtypes.positive,
         metavar="SECONDS",
         help="with --compare: name the cheapest run whose p95 queue wait is at most this",
     )
     output.add_argument("--json", action="store_true", help="print JSON instead of the table")
     output.add_argument("--plot", type=Path, metavar="FILE.png", help="write a PNG (needs filefleet[plot])")
-    output.add_argument("--plot-days", type=_positive, metavar="DAYS", help="plot only the first DAYS")
+    output.add_argument(
+        "--plot-days", type=argtypes.positive, metavar="DAYS", help="plot only the first DAYS"
+    )
     parser.set_defaults(command=run_simulate)
 
 
@@ -219,40 +244,6 @@ def _header(base: Settings, runs: list[Labelled]) -> str:
 
 
 # -- argument types ------------------------------------------------------------------------------------------
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
 
 
 def _boot(text: str) -> float:

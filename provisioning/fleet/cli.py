@@ -18,6 +18,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app import argtypes
 from app.config import ConfigError
 from app.errors import FileError
 from provisioning.fleet.aws import FleetAws
@@ -115,7 +116,7 @@ def register(
     )
     rollout.add_argument(
         "--min-healthy-percentage",
-        type=_percentage,
+        type=argtypes.whole(0, 100),
         default=90,
         metavar="PERCENT",
         help="capacity kept in service while instances are replaced (default 90)",
@@ -133,7 +134,11 @@ def register(
     )
     status.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     status.add_argument(
-        "--activities", type=_count, default=10, metavar="N", help="recent scaling activities to show (10)"
+        "--activities",
+        type=argtypes.whole(),
+        default=10,
+        metavar="N",
+        help="recent scaling activities to show (10)",
     )
     status.set_defaults(command=_runner("status", _run_status, connect, polling))
 
@@ -164,7 +169,7 @@ def _waiting_options() -> argparse.ArgumentParser:
     waiting.add_argument("--yes", "-y", action="store_true", help="go ahead without asking")
     waiting.add_argument(
         "--timeout",
-        type=_seconds,
+        type=argtypes.positive,
         default=DEFAULT_TIMEOUT_SECONDS,
         metavar="SECONDS",
         help="stop waiting after this long, per wait; the operation itself goes on (default 3600)",
@@ -248,33 +253,6 @@ def _ami_id(text: str) -> str:
     if not _AMI_ID.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an AMI id (ami- and 8 or 17 hex digits)")
     return text
-
-
-def _percentage(text: str) -> int:
-    value = _count(text)
-    if value > 100:
-        raise argparse.ArgumentTypeError("it must be between 0 and 100")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("it cannot be negative")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("it must be more than 0 seconds")
-    return value
 
 
 def main(
