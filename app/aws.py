@@ -10,10 +10,26 @@ from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+
+
+# SQS's answer for a queue URL that names no queue: the JSON protocol's Code (from x-amzn-query-error) and
+# the query protocol's, so that either botocore or an emulator speaking either is understood.
+NO_SUCH_QUEUE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+def error_codes(exc: ClientError) -> frozenset[str]:
+    """The error's Code and, for SQS's JSON protocol, its QueryErrorCode: match on either."""
+    error = exc.response.get("Error", {})
+    return frozenset(str(code) for code in (error.get("Code"), error.get("QueryErrorCode")) if code)
+
+
+def is_missing_queue(exc: ClientError) -> bool:
+    return bool(error_codes(exc) & NO_SUCH_QUEUE_CODES)
 
 
 def client_config(*, pool_size: int) -> Config:

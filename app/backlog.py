@@ -38,7 +38,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import client_config
+from app.aws import client_config, is_missing_queue
 from app.config import BacklogSettings, ConfigError, log_level_from_env, region_from_env
 from app.errors import classify_aws_error
 from app.logs import configure_logging
@@ -63,7 +63,6 @@ STORAGE_RESOLUTION_SECONDS = 60
 # A reading is worth one minute: fail fast rather than publish a stale one late. Connect timeout, retry
 # mode and attempts stay the project's (app.aws.client_config).
 _READ_TIMEOUT_SECONDS = 10
-_NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 class BacklogSourceMissing(ConfigError):
@@ -288,8 +287,7 @@ def _visible_messages(sqs: SqsClient, queue_url: str) -> int:
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
         )["Attributes"]
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if {error.get("Code"), error.get("QueryErrorCode")} & _NO_SUCH_QUEUE:
+        if is_missing_queue(exc):
             raise BacklogSourceMissing(f"SQS_QUEUE_URL={queue_url!r}: no such queue") from exc
         raise classify_aws_error(exc, action="reading the queue depth") from exc
     except BotoCoreError as exc:

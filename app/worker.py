@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app import metrics
+from app.aws import NO_SUCH_QUEUE_CODES, error_codes
 from app.config import QueueSettings
 from app.consumer.backoff import ExponentialBackoff
 from app.consumer.heartbeat import VisibilityHeartbeat
@@ -42,10 +43,8 @@ from app.stats import RunStats
 log = logging.getLogger(__name__)
 
 # Receive errors that no retry will fix: the worker stops with a non-zero exit so the operator sees it.
-_FATAL_RECEIVE_CODES = frozenset(
+_FATAL_RECEIVE_CODES = NO_SUCH_QUEUE_CODES | frozenset(
     {
-        "AWS.SimpleQueueService.NonExistentQueue",
-        "QueueDoesNotExist",
         "AccessDenied",
         "AccessDeniedException",
         "KMS.AccessDeniedException",
@@ -398,4 +397,4 @@ def _about(error: FileError, event: FileEvent, *, several: bool) -> FileError:
 
 
 def _is_fatal(exc: Exception) -> bool:
-    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _FATAL_RECEIVE_CODES
+    return isinstance(exc, ClientError) and bool(error_codes(exc) & _FATAL_RECEIVE_CODES)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.aws import is_missing_queue
 from app.consumer.queue import BATCH_LIMIT, EntryFailure, SqsQueue
 from app.enqueue import checkpoint as checkpoints
 from app.enqueue.checkpoint import Checkpoint
@@ -48,7 +49,6 @@ SEND_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 0.5
 RETRY_MAX_SECONDS = 8.0
 _NO_SUCH_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
-_NO_SUCH_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 class EnqueueFailed(Exception):
@@ -301,8 +301,7 @@ class _Backfill:
         try:
             queue.client.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["QueueArn"])
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in _NO_SUCH_QUEUE:
+            if is_missing_queue(exc):
                 raise InputError(
                     f"queue {queue.url} does not exist (check --queue-url/SQS_QUEUE_URL)"
                 ) from None
