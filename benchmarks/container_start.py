@@ -58,7 +58,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -68,15 +67,13 @@ import tomllib
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
+from harness import REPO, BenchmarkFailure, free_port, print_result, run, running_moto
+
 MIB = 1024 * 1024
 IMAGE = "filefleet:bench"
 BASE_IMAGE = os.environ.get("BASE_IMAGE", "filefleet-base:bookworm")
@@ -115,10 +112,6 @@ MILESTONES = {
     "worker.started": re.compile(r'"event": "worker\.started"'),
 }
 _DOCKER_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z (.*)$")
-
-
-class BenchmarkFailure(Exception):
-    """A correctness check failed: the figures of this run mean nothing."""
 
 
 # -- docker ------------------------------------------------------------------------------------------------
@@ -300,17 +293,6 @@ def make_source_dir(pins: list[str]) -> Path:
 # -- moto ----------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def running_moto() -> Iterator[str]:
-    """tests.support.components.moto_server (bound to 127.0.0.1); yields its endpoint."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.support.components import moto_server
-
-    with moto_server() as endpoint:
-        yield endpoint
-
-
 def make_queue(endpoint: str) -> str:
     """A queue with a DLQ behind a RedrivePolicy, as the worker insists on; returns the queue's URL."""
     import boto3
@@ -341,12 +323,6 @@ def app_env(endpoint: str, queue_url: str, port: int) -> dict[str, str]:
         "HEALTH_BIND": "127.0.0.1",
         "HEALTH_PORT": str(port),
     }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- one start -------------------------------------------------------------------------------------------
@@ -785,18 +761,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     met = {"ratio_userdata_vs_preloaded": result["ratio_userdata_vs_preloaded"] >= TARGET_RATIO}
-    result["targets_met"] = met
-    for name, ok in met.items():
-        if not ok:
-            print(f"target missed: {name} = {result[name]}")
-    sys.stdout.flush()
-    print(f"RESULT {json.dumps(result, sort_keys=False)}")
+    print_result(result, met)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; containers removed and moto stopped", file=sys.stderr)
-        sys.exit(130)
+    run(main, stopped="containers removed and moto stopped")

@@ -87,19 +87,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import REPO, BenchmarkFailure, free_port, print_result, run, running_moto, tail
 from sqs_throughput import (
     FAUXQS_VERSION,
     REGION,
-    BenchmarkFailure,
-    free_port,
     install_fauxqs,
     queue_depth,
     running_fauxqs,
     sqs_client,
 )
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
 BUCKET = "bench-health-under-load"
 CONCURRENCY = 4
 MAX_RECEIVE_COUNT = 5
@@ -120,17 +117,6 @@ WORDS = (
 
 
 # -- S3 and SQS set-up -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def running_moto() -> Iterator[str]:
-    """tests.support.components.moto_server (bound to 127.0.0.1); yields its endpoint."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.support.components import moto_server
-
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 def s3_client(endpoint: str) -> Any:
@@ -949,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one linear sc
                 if dead_letters:
                     raise BenchmarkFailure(f"{dead_letters} messages in the DLQ after the drain")
             except BenchmarkFailure:
-                print(f"filefleet run's output (tail):\n{_tail(log_path)}", file=sys.stderr)
+                print(f"filefleet run's output (tail):\n{tail(log_path)}", file=sys.stderr)
                 raise
     except BenchmarkFailure as exc:
         print(f"FAIL {exc}", file=sys.stderr)
@@ -959,13 +945,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912 - one linear sc
 
     report(args, rates, phases, acks, wrk_note)
     return 0
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no output)"
 
 
 def report(
@@ -1058,17 +1037,8 @@ def report(
     }
     met = {name: result[name] < target for name, target in TARGETS.items()}
     met["worker_throughput_ratio_with_probes"] = ratio >= TARGET_RATIO
-    result["targets_met"] = met
-    for name, ok in met.items():
-        if not ok:
-            print(f"target missed: {name} = {result[name]}")
-    sys.stdout.flush()
-    print(f"RESULT {json.dumps(result)}")
+    print_result(result, met)
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; filefleet run, moto and fauxqs stopped", file=sys.stderr)
-        sys.exit(130)
+    run(main, stopped="filefleet run, moto and fauxqs stopped")

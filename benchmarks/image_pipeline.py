@@ -48,15 +48,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-CACHE_DIR = BENCH_DIR / ".cache"
+from harness import CACHE_DIR, REPO, BenchmarkFailure, print_result, run, running_moto
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 REGION = "us-east-1"
@@ -70,10 +68,6 @@ CHILD_TIMEOUT = 180.0
 TARGET_RATIO_IMAGE_PREP = 3.0
 TARGET_PEAK_RSS_MIB = 150.0
 SIZES = ((4032, 3024), (4000, 3000))  # 12 MP: a 4:3 phone sensor and a round 12 MP
-
-
-class BenchmarkFailure(Exception):
-    """A correctness check failed: the figures of this run mean nothing."""
 
 
 # -- part 1: image preparation ---------------------------------------------------------------------------
@@ -267,29 +261,6 @@ def check_memory(need: int) -> None:
             f"only {available / GIB:.1f} GiB of memory available: moto holds the object in memory while it "
             "completes the upload and serves it, and so does the naive download; try a smaller --object-mib"
         )
-
-
-@contextmanager
-def running_moto(scratch: Path) -> Iterator[str]:
-    """tests.support.components.moto_server, its spooled objects under ``scratch``; yields its endpoint."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.support.components import moto_server
-
-    saved = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(scratch)  # inherited by the moto process only: ours has chosen its own
-    try:
-        server = moto_server()
-        endpoint = server.__enter__()
-    finally:
-        if saved is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved
-    try:
-        yield endpoint
-    finally:
-        server.__exit__(None, None, None)
 
 
 def moto_pid() -> int | None:
@@ -628,18 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_image_prep": result["ratio_image_prep"] >= TARGET_RATIO_IMAGE_PREP,
         "peak_rss_mib_1gib_object": result["peak_rss_mib_1gib_object"] < TARGET_PEAK_RSS_MIB,
     }
-    result["targets_met"] = met
-    for name, ok in met.items():
-        if not ok:
-            print(f"target missed: {name} = {result[name]}")
-    sys.stdout.flush()
-    print(f"RESULT {json.dumps(result, sort_keys=False)}")
+    print_result(result, met)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; moto stopped and temporary files removed", file=sys.stderr)
-        sys.exit(130)
+    run(main, stopped="moto stopped and temporary files removed")

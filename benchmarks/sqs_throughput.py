@@ -32,7 +32,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -43,11 +42,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-CACHE_DIR = BENCH_DIR / ".cache"
+from harness import BENCH_DIR, CACHE_DIR, BenchmarkFailure, free_port, print_result, run, tail
+
 FAUXQS_VERSION = "1.9.2"  # 2.x needs Node >= 22.5 (node:sqlite); this machine has Node 20
 FAUXQS_APP = CACHE_DIR / "node_modules" / "fauxqs" / "dist" / "app.js"
 FAUXQS_LOG = CACHE_DIR / "fauxqs.log"
@@ -85,10 +83,6 @@ console.log(`fauxqs listening on 127.0.0.1:${port}`);
 """
 
 
-class BenchmarkFailure(Exception):
-    """A correctness check failed: the figures of this run mean nothing."""
-
-
 # -- fauxqs ----------------------------------------------------------------------------------------------
 
 
@@ -124,12 +118,6 @@ def install_fauxqs() -> None:
         )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_fauxqs(startup_timeout: float = 20.0) -> Iterator[str]:
     """fauxqs on a free port of 127.0.0.1, stopped on the way out whatever happens; yields its endpoint."""
@@ -155,7 +143,7 @@ def running_fauxqs(startup_timeout: float = 20.0) -> Iterator[str]:
                 _stop(proc)
                 proc = None
             else:
-                raise SystemExit(f"fauxqs did not start; its output:\n{_tail(FAUXQS_LOG)}")
+                raise SystemExit(f"fauxqs did not start; its output:\n{tail(FAUXQS_LOG)}")
             yield endpoint
         finally:
             if proc is not None:
@@ -188,13 +176,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no output)"
 
 
 # -- SQS plumbing ----------------------------------------------------------------------------------------
@@ -747,18 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     met["api_calls_per_message_filefleet"] = (
         result["api_calls_per_message_filefleet"] <= TARGET_API_CALLS_PER_MESSAGE
     )
-    result["targets_met"] = met
-    for name, ok in met.items():
-        if not ok:
-            print(f"target missed: {name} = {result[name]}")
-    sys.stdout.flush()
-    print(f"RESULT {json.dumps(result, sort_keys=False)}")
+    print_result(result, met)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; fauxqs stopped", file=sys.stderr)
-        sys.exit(130)
+    run(main, stopped="fauxqs stopped")
