@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.simulate import engine as engine_module
@@ -98,6 +98,29 @@ def test_desired_capacity_never_leaves_min_and_max(config: Settings) -> None:
 
 @PROPERTY
 @given(random_settings)
+@example(  # found by hypothesis: the guide's metric scales in under two 26 s files, again and again
+    Settings(
+        files=2,
+        days=0.125,
+        mean_seconds=26.0,
+        sigma=0.0,
+        concurrency=2,
+        boot_seconds=95.0,
+        worker="filefleet",
+        drain_seconds=0.0,
+        policy="guide-lambda",
+        target=1.0,
+        warmup_seconds=0.0,
+        min_size=0,
+        max_size=2,
+        scale_out_periods=1,
+        scale_in_periods=1,
+        on_demand_percent=0.0,
+        interruption_rate=0.0,
+        seed=0,
+        tail_days=2.0,
+    )
+)
 def test_no_file_is_lost_and_every_completion_is_a_whole_run(config: Settings) -> None:
     result = simulate(config)
     figures = summarize(result)
@@ -114,8 +137,13 @@ def test_no_file_is_lost_and_every_completion_is_a_whole_run(config: Settings) -
         # The run ended on its own (idle, not the tail cap): everything that arrived was done.
         assert figures["files_done"] == figures["files_in"]
     if config.policy == "guide-lambda":
-        # The only way to strand files: no more than the target waiting, and no instance to take them.
-        assert figures["files_queued_at_end"] == 0 or figures["files_queued_at_end"] <= config.target
+        # The guide's metric strands files two ways. It never scales out from zero for no more than the
+        # target waiting. And it does not count messages in flight, so it scales in under running files,
+        # and a drain too short for them sends them back to the queue, again and again (each ran before).
+        waiting = np.isnan(result.start)
+        stranded_at_zero = figures["files_queued_at_end"] <= config.target
+        thrashed = bool(np.all(result.attempts[waiting] >= 1))
+        assert figures["files_queued_at_end"] == 0 or stranded_at_zero or thrashed
 
 
 @PROPERTY
