@@ -22,7 +22,8 @@ from app.errors import PermanentError
 
 S3_MAX_KEY_BYTES = 1024
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
-# Lifecycle expiration removes the object as surely as a DELETE does.
+# Lifecycle expiration removes an object (or one version of it) as a DELETE does; app.pipeline.handler
+# decides what a removal that names a version means for the document.
 _REMOVAL_PREFIXES = ("ObjectRemoved:", "LifecycleExpiration:")
 
 

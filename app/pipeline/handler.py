@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -63,8 +64,36 @@ class PipelineHandler:
         self._stats = stats
 
     def handle(self, event: FileEvent) -> str:
-        if event.action is Action.REMOVED:
+        if event.action is Action.CREATED:
+            return self._index(event)
+        if event.version_id is None:
             return self._remove(event)
+        return self._refresh(event)
+
+    def _refresh(self, removal: FileEvent) -> str:
+        """A removal naming a version (a versioned bucket): the document follows the key's current version.
+
+        Deleting one version does not delete the object: it may have been a noncurrent version (the current
+        one stays), the current one (an older version becomes current again), or a delete marker (the object
+        comes back). Only a delete marker on top, or no version left, removes the document. So the key is
+        read as it is now, with the removal's sequencer: the guard still orders it against every other event
+        of the key, and the key's latest event, whatever arrives late, decides what the index shows.
+        """
+        current = dataclasses.replace(removal, action=Action.CREATED, version_id=None, size=None, etag=None)
+        result = self._index(current, when_gone=removal)
+        log.info(
+            "file.version_removed",
+            extra={
+                "bucket": removal.bucket,
+                "key": removal.key,
+                "version_id": removal.version_id,
+                "outcome": result,
+            },
+        )
+        return result
+
+    def _index(self, event: FileEvent, *, when_gone: FileEvent | None = None) -> str:
+        """Fetch, extract, embed and write; ``when_gone``: what to remove instead if the object is gone."""
         timings: dict[str, float] = {}
         content_type = NOT_FETCHED
         try:
@@ -82,6 +111,8 @@ class PipelineHandler:
                     Upsert(document_id(event.bucket, event.key), source, event.sequencer)
                 )
         except ObjectGone:
+            if when_gone is not None:
+                return self._remove(when_gone)
             self._count(content_type, FileResult.GONE)
             return FileResult.GONE
         except Exception as exc:

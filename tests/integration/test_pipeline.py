@@ -252,6 +252,62 @@ def test_a_removal_after_a_creation_removes_and_a_late_creation_does_not_resurre
     assert [h for h in hits if not h["_source"].get("deleted")] == []
 
 
+def test_in_a_versioned_bucket_the_document_follows_the_current_version_as_versions_are_deleted(
+    sqs: Any, s3: Any, queues: Queues, opensearch_url: str, titan: TitanStub
+) -> None:
+    """The fleet's bucket is versioned: deleting one version must not drop a file that still exists."""
+    bucket = f"ver-{uuid.uuid4().hex[:10]}"
+    key = "notes/kit list.txt"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    versions = [
+        s3.put_object(Bucket=bucket, Key=key, Body=text.encode())["VersionId"]
+        for text in ("alpha tripod", "bravo lens", "charlie strap")
+    ]
+    sequencers = iter(f"{n:018X}" for n in range(0x10, 0x20))
+
+    def deliver(event_name: str, version_id: str) -> RunResult:
+        body = s3_body(
+            key, bucket=bucket, event_name=event_name, sequencer=next(sequencers), version_id=version_id
+        )
+        sqs.send_message(QueueUrl=queues.url, MessageBody=body)
+        result, _ = run_worker(queues, opensearch_url)
+        assert result.stats["messages.ack"] == 1, result.stats
+        return result
+
+    deliver("ObjectCreated:Put", versions[2])
+    assert _source(opensearch_url, bucket, key)["text"] == "charlie strap"
+
+    # a noncurrent version goes (a user, or the lifecycle rule): the file is still there
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=versions[0])
+    deliver("ObjectRemoved:Delete", versions[0])
+    source = _source(opensearch_url, bucket, key)
+    assert (source["deleted"], source["text"], source["version_id"]) == (False, "charlie strap", versions[2])
+
+    # the current version goes: the one before it is the file now
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=versions[2])
+    deliver("ObjectRemoved:Delete", versions[2])
+    source = _source(opensearch_url, bucket, key)
+    assert (source["deleted"], source["text"], source["version_id"]) == (False, "bravo lens", versions[1])
+
+    # a plain DELETE puts a delete marker on top: the file is gone
+    marker = s3.delete_object(Bucket=bucket, Key=key)["VersionId"]
+    deliver("ObjectRemoved:DeleteMarkerCreated", marker)
+    assert _source(opensearch_url, bucket, key)["deleted"] is True
+
+    # removing the delete marker brings the file back ("undelete")
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=marker)
+    deliver("ObjectRemoved:Delete", marker)
+    source = _source(opensearch_url, bucket, key)
+    assert (source["deleted"], source["text"]) == (False, "bravo lens")
+
+    # the last version goes: nothing is left
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=versions[1])
+    result = deliver("ObjectRemoved:Delete", versions[1])
+    assert _source(opensearch_url, bucket, key)["deleted"] is True
+    assert result.stats["files.removed"] == 1
+
+
 def test_when_the_sink_is_down_every_message_is_retried_and_none_is_lost(
     sqs: Any, s3: Any, landing: Landing, osmem_clone: Any, titan: TitanStub
 ) -> None:
