@@ -65,6 +65,12 @@ def fetch(s3: S3Client, event: FileEvent, *, max_bytes: int) -> FetchedObject:
         code = str(exc.response.get("Error", {}).get("Code"))
         if code in _GONE_CODES:
             raise ObjectGone(where) from exc
+        if code == "InvalidObjectState":
+            raise PermanentError(
+                f"GetObject {where}: the object is archived (a Glacier storage class or an Intelligent-"
+                "Tiering archive tier) and not restored: restore it, then redrive this message from the DLQ",
+                error_class="ObjectArchived",
+            ) from exc
         if code in _DENIED_CODES:
             raise PermanentError(
                 f"GetObject {where}: access denied: grant the worker role s3:GetObject (and s3:ListBucket, "

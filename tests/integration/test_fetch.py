@@ -54,6 +54,14 @@ def test_an_object_larger_than_its_event_said_is_refused_from_its_content_length
         fetch(s3, _event(bucket, "grew.bin", size=10), max_bytes=1000)
 
 
+def test_an_archived_object_is_dead_lettered_with_what_to_do(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="cold/scan.pdf", Body=b"%PDF-1.7", StorageClass="DEEP_ARCHIVE")
+    with pytest.raises(PermanentError) as error:
+        fetch(s3, _event(bucket, "cold/scan.pdf"), max_bytes=1024)
+    assert error.value.error_class == "ObjectArchived"
+    assert "restore it" in error.value.reason and "s3://" in error.value.reason
+
+
 def test_a_missing_object_is_gone_not_an_error(s3: Any, bucket: str) -> None:
     with pytest.raises(ObjectGone):
         fetch(s3, _event(bucket, "never-there.jpg"), max_bytes=1024)
