@@ -20,18 +20,18 @@ import requests
 from opensearchpy import OpenSearch
 
 from app.config import ConfigError, SinkSettings
-from app.document import Remove, Upsert, document_id, is_newer
+from app.document import document_id
 from app.errors import PermanentError, TransientError
 from app.sinks import IndexMismatch, WriteOutcome
 from app.sinks.factory import build_sink
 from app.sinks.opensearch import OpenSearchSink, build_opensearch_client
 from tests.support.components import component_missing, free_port
+from tests.support.sink_contract import APPLIED, STALE, GuardContract, remove, upsert
 
 pytestmark = pytest.mark.integration
 
 DIMENSION = 4
 INDEX = "files"
-APPLIED, STALE = WriteOutcome.APPLIED, WriteOutcome.STALE
 
 
 @pytest.fixture
@@ -59,15 +59,6 @@ def sink(client: OpenSearch) -> OpenSearchSink:
     sink = OpenSearchSink(client, index=INDEX, dimension=DIMENSION)
     sink.ensure_index()
     return sink
-
-
-def upsert(key: str, sequencer: str | None, **fields: Any) -> Upsert:
-    source = {"bucket": "bkt", "key": key, "size": 10, "content_type": "image/jpeg", **fields}
-    return Upsert(doc_id=document_id("bkt", key), source=source, sequencer=sequencer)
-
-
-def remove(key: str, sequencer: str | None) -> Remove:
-    return Remove(doc_id=document_id("bkt", key), bucket="bkt", key=key, sequencer=sequencer, worker_id="w1")
 
 
 def stored(client: OpenSearch, key: str) -> dict[str, Any]:
@@ -126,26 +117,14 @@ def test_an_index_made_by_someone_else_is_an_index_mismatch(client: OpenSearch) 
 # -- the guard -------------------------------------------------------------------------------------------
 
 
-def test_an_upsert_is_stored_with_its_sequencer(sink: OpenSearchSink) -> None:
-    vector = [0.1, 0.2, 0.3, 0.4]
-    assert sink.write([upsert("red flower.jpg", "00abc", embedding=vector)]) == [APPLIED]
-    document = sink.get(document_id("bkt", "red flower.jpg"))
-    assert document is not None
-    assert document["key"] == "red flower.jpg" and document["embedding"] == vector
-    assert document["s3_sequencer"] == "00ABC" and document["deleted"] is False
+class TestGuardContract(GuardContract):
+    """The guard's contract (tests/support/sink_contract.py), shared with the local sink."""
 
 
 def test_the_same_event_twice_is_indexed_once(sink: OpenSearchSink, client: OpenSearch) -> None:
     assert sink.write([upsert("a.jpg", "0A")]) == [APPLIED]
     assert sink.write([upsert("a.jpg", "0A")]) == [STALE]
     assert stored(client, "a.jpg")["_version"] == 1
-
-
-def test_an_older_event_after_a_newer_one_changes_nothing(sink: OpenSearchSink) -> None:
-    assert sink.write([upsert("a.jpg", "0B", size=2)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "0A", size=1)]) == [STALE]
-    document = sink.get(document_id("bkt", "a.jpg"))
-    assert document is not None and document["size"] == 2 and document["s3_sequencer"] == "0B"
 
 
 def test_a_removal_leaves_a_tombstone_that_search_no_longer_finds(
@@ -173,62 +152,6 @@ def test_a_stale_create_after_a_removal_stays_removed_even_after_gc_deletes(
     client.indices.put_settings(index=INDEX, body={"index": {"gc_deletes": "0s"}})  # "long after", now
     assert sink.write([upsert("a.jpg", "0B")]) == [STALE]
     assert stored(client, "a.jpg")["_source"]["deleted"] is True
-
-
-def test_a_removal_before_its_create_keeps_the_late_create_out(sink: OpenSearchSink) -> None:
-    assert sink.write([remove("a.jpg", "0C")]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "0B")]) == [STALE]
-    document = sink.get(document_id("bkt", "a.jpg"))
-    assert document is not None and document["deleted"] is True
-
-
-def test_sequencers_beyond_64_bits_compare_in_full(sink: OpenSearchSink) -> None:
-    """24 and 32 hex digits (96 and 128 bits): no truncation to a 63-bit external version."""
-    older32, newer32 = "E" + "F" * 31, "F" + "0" * 31
-    assert sink.write([upsert("a.jpg", newer32)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", older32)]) == [STALE]
-    older24, newer24 = "0" * 8 + "1" + "F" * 15, "0" * 8 + "2" + "0" * 15
-    assert sink.write([upsert("b.jpg", older24)]) == [APPLIED]
-    assert sink.write([upsert("b.jpg", newer24)]) == [APPLIED]
-
-
-def test_sequencers_of_different_lengths_compare_as_app_document_says(sink: OpenSearchSink) -> None:
-    # Pairs on which "left-pad" (numeric) and "right-pad" comparison agree...
-    assert sink.write([upsert("a.jpg", "1" + "0" * 23)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "1" + "0" * 22 + "1" + "0" * 8)]) == [APPLIED]  # 24 -> 32 digits
-    assert sink.write([upsert("a.jpg", "1" + "0" * 23)]) == [STALE]  # 32 -> 24 digits, older
-    # ...and one on which they differ: the sink must follow the contract's is_newer, whichever rule it uses.
-    stored_sequencer, incoming = "0" * 18 + "FF", "0" * 18 + "0A0001"  # 20 and 24 digits
-    assert sink.write([upsert("b.jpg", stored_sequencer)]) == [APPLIED]
-    expected = APPLIED if is_newer(incoming, {"s3_sequencer": stored_sequencer}) else STALE
-    assert sink.write([upsert("b.jpg", incoming)]) == [expected]
-
-
-def test_a_sequencer_that_is_not_hex_fails_that_operation_only(sink: OpenSearchSink) -> None:
-    outcomes = sink.write([upsert("a.jpg", "01"), upsert("b.jpg", "not-hex"), upsert("c.jpg", "01")])
-    assert outcomes[0] == APPLIED and outcomes[2] == APPLIED
-    assert isinstance(outcomes[1], PermanentError) and outcomes[1].error_class == "InvalidSequencer"
-
-
-def test_an_event_without_sequencer_is_written_and_keeps_the_stored_one(sink: OpenSearchSink) -> None:
-    sink.write([upsert("a.jpg", "0A", size=1)])
-    assert sink.write([upsert("a.jpg", None, size=2)]) == [APPLIED]
-    document = sink.get(document_id("bkt", "a.jpg"))
-    assert document is not None and document["size"] == 2 and document["s3_sequencer"] == "0A"
-    assert sink.write([upsert("a.jpg", "09", size=3)]) == [STALE], "still ordered against the kept one"
-    assert sink.write([upsert("new.jpg", None)]) == [APPLIED]
-    fresh = sink.get(document_id("bkt", "new.jpg"))
-    assert fresh is not None and fresh["s3_sequencer"] is None
-
-
-def test_operations_on_one_document_in_one_batch_apply_in_order(sink: OpenSearchSink) -> None:
-    assert sink.write([upsert("a.jpg", "01"), remove("a.jpg", "02")]) == [APPLIED, APPLIED]
-    assert sink.write([remove("b.jpg", "02"), upsert("b.jpg", "01")]) == [APPLIED, STALE]
-    assert sink.write([upsert("c.jpg", None, size=1), upsert("c.jpg", None, size=2)]) == [APPLIED, APPLIED]
-    a, b, c = (sink.get(document_id("bkt", key)) for key in ("a.jpg", "b.jpg", "c.jpg"))
-    assert a is not None and a["deleted"] is True
-    assert b is not None and b["deleted"] is True
-    assert c is not None and c["size"] == 2
 
 
 def test_a_write_landing_between_read_and_write_is_decided_again(

@@ -12,14 +12,14 @@ import pytest
 
 import app.sinks.local as local_module
 from app.config import SinkSettings
-from app.document import Remove, Upsert, document_id, is_newer
+from app.document import document_id
 from app.errors import PermanentError, TransientError
-from app.sinks import IndexMismatch, WriteOutcome
+from app.sinks import IndexMismatch
 from app.sinks.factory import build_sink
 from app.sinks.local import LocalSink
+from tests.support.sink_contract import APPLIED, STALE, GuardContract, get, remove, upsert
 
 DIMENSION = 4
-APPLIED, STALE = WriteOutcome.APPLIED, WriteOutcome.STALE
 
 
 @pytest.fixture
@@ -33,21 +33,6 @@ def sink(path: Path) -> Iterator[LocalSink]:
     sink.ensure_index()
     yield sink
     sink.close()
-
-
-def upsert(key: str, sequencer: str | None, **fields: Any) -> Upsert:
-    source = {"bucket": "bkt", "key": key, "size": 10, "content_type": "image/jpeg", **fields}
-    return Upsert(doc_id=document_id("bkt", key), source=source, sequencer=sequencer)
-
-
-def remove(key: str, sequencer: str | None) -> Remove:
-    return Remove(doc_id=document_id("bkt", key), bucket="bkt", key=key, sequencer=sequencer, worker_id="w1")
-
-
-def get(sink: LocalSink, key: str) -> dict[str, Any]:
-    document = sink.get(document_id("bkt", key))
-    assert document is not None, key
-    return document
 
 
 # -- the index -------------------------------------------------------------------------------------------
@@ -81,24 +66,14 @@ def test_factory_builds_the_local_sink_from_settings(path: Path) -> None:
 # -- the guard -------------------------------------------------------------------------------------------
 
 
-def test_an_upsert_is_stored_with_its_sequencer(sink: LocalSink) -> None:
-    vector = [0.5, 0.25, 0.125, 1.0]  # exact in float32
-    assert sink.write([upsert("red flower.jpg", "00abc", embedding=vector)]) == [APPLIED]
-    document = get(sink, "red flower.jpg")
-    assert document["key"] == "red flower.jpg" and document["embedding"] == vector
-    assert document["s3_sequencer"] == "00ABC" and document["deleted"] is False
+class TestGuardContract(GuardContract):
+    """The guard's contract (tests/support/sink_contract.py), shared with the OpenSearch sink."""
 
 
 def test_the_same_event_twice_is_indexed_once(sink: LocalSink) -> None:
     assert sink.write([upsert("a.jpg", "0A", size=1)]) == [APPLIED]
     assert sink.write([upsert("a.jpg", "0A", size=2)]) == [STALE]
     assert get(sink, "a.jpg")["size"] == 1
-
-
-def test_an_older_event_after_a_newer_one_changes_nothing(sink: LocalSink) -> None:
-    assert sink.write([upsert("a.jpg", "0B", size=2)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "0A", size=1)]) == [STALE]
-    assert get(sink, "a.jpg")["size"] == 2
 
 
 def test_a_removal_leaves_a_tombstone_that_search_no_longer_finds(sink: LocalSink) -> None:
@@ -123,56 +98,6 @@ def test_a_stale_create_after_a_removal_stays_removed_even_after_a_restart(
     assert later.write([upsert("a.jpg", "0B")]) == [STALE]
     assert get(later, "a.jpg")["deleted"] is True
     later.close()
-
-
-def test_a_removal_before_its_create_keeps_the_late_create_out(sink: LocalSink) -> None:
-    assert sink.write([remove("a.jpg", "0C")]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "0B")]) == [STALE]
-    assert get(sink, "a.jpg")["deleted"] is True
-
-
-def test_sequencers_beyond_64_bits_compare_in_full(sink: LocalSink) -> None:
-    older32, newer32 = "E" + "F" * 31, "F" + "0" * 31
-    assert sink.write([upsert("a.jpg", newer32)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", older32)]) == [STALE]
-    older24, newer24 = "0" * 8 + "1" + "F" * 15, "0" * 8 + "2" + "0" * 15
-    assert sink.write([upsert("b.jpg", older24)]) == [APPLIED]
-    assert sink.write([upsert("b.jpg", newer24)]) == [APPLIED]
-
-
-def test_sequencers_of_different_lengths_compare_as_app_document_says(sink: LocalSink) -> None:
-    assert sink.write([upsert("a.jpg", "1" + "0" * 23)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "1" + "0" * 22 + "1" + "0" * 8)]) == [APPLIED]
-    assert sink.write([upsert("a.jpg", "1" + "0" * 23)]) == [STALE]
-    stored_sequencer, incoming = "0" * 18 + "FF", "0" * 18 + "0A0001"
-    assert sink.write([upsert("b.jpg", stored_sequencer)]) == [APPLIED]
-    expected = APPLIED if is_newer(incoming, {"s3_sequencer": stored_sequencer}) else STALE
-    assert sink.write([upsert("b.jpg", incoming)]) == [expected]
-
-
-def test_a_sequencer_that_is_not_hex_fails_that_operation_only(sink: LocalSink) -> None:
-    outcomes = sink.write([upsert("a.jpg", "01"), upsert("b.jpg", "not-hex"), upsert("c.jpg", "01")])
-    assert outcomes[0] == APPLIED and outcomes[2] == APPLIED
-    assert isinstance(outcomes[1], PermanentError) and outcomes[1].error_class == "InvalidSequencer"
-
-
-def test_an_event_without_sequencer_is_written_and_keeps_the_stored_one(sink: LocalSink) -> None:
-    sink.write([upsert("a.jpg", "0A", size=1)])
-    assert sink.write([upsert("a.jpg", None, size=2)]) == [APPLIED]
-    document = get(sink, "a.jpg")
-    assert document["size"] == 2 and document["s3_sequencer"] == "0A"
-    assert sink.write([upsert("a.jpg", "09", size=3)]) == [STALE]
-    assert sink.write([upsert("new.jpg", None)]) == [APPLIED]
-    assert get(sink, "new.jpg")["s3_sequencer"] is None
-
-
-def test_operations_on_one_document_in_one_batch_apply_in_order(sink: LocalSink) -> None:
-    assert sink.write([upsert("a.jpg", "01"), remove("a.jpg", "02")]) == [APPLIED, APPLIED]
-    assert sink.write([remove("b.jpg", "02"), upsert("b.jpg", "01")]) == [APPLIED, STALE]
-    assert sink.write([upsert("c.jpg", None, size=1), upsert("c.jpg", None, size=2)]) == [APPLIED, APPLIED]
-    assert get(sink, "a.jpg")["deleted"] is True
-    assert get(sink, "b.jpg")["deleted"] is True
-    assert get(sink, "c.jpg")["size"] == 2
 
 
 @pytest.mark.parametrize("shared", [True, False], ids=["one-sink-many-threads", "one-sink-per-thread"])
