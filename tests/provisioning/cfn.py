@@ -20,6 +20,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "provisioning" / "fleet.yaml"
 USER_DATA_PATH = ROOT / "packer" / "files" / "user-data.yaml"
+# The stack's outputs that operators, `filefleet fleet` and the docs rely on: renaming one breaks them.
+CONTRACT_OUTPUTS = {
+    "QueueUrl",
+    "DeadLetterQueueUrl",
+    "BucketName",
+    "AutoScalingGroupName",
+    "LaunchTemplateId",
+    "LifecycleHookName",
+    "NotificationTopicArn",
+    "DashboardName",
+    "WorkerRoleArn",
+    "LogGroupName",
+}
 
 _SCALAR_TAGS = ("Ref", "Condition")
 _FUNCTION_TAGS = (

@@ -27,23 +27,11 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.provisioning.cfn import TEMPLATE_PATH
+from tests.provisioning.cfn import CONTRACT_OUTPUTS, TEMPLATE_PATH
 
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
-CONTRACT_OUTPUTS = {
-    "QueueUrl",
-    "DeadLetterQueueUrl",
-    "BucketName",
-    "AutoScalingGroupName",
-    "LaunchTemplateId",
-    "LifecycleHookName",
-    "NotificationTopicArn",
-    "DashboardName",
-    "WorkerRoleArn",
-    "LogGroupName",
-}
 
 
 @dataclass

@@ -18,6 +18,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from app import metrics as worker_metrics
 from tests.provisioning.cfn import (
+    CONTRACT_OUTPUTS,
     TEMPLATE_PATH,
     USER_DATA_PATH,
     Evaluator,
@@ -56,18 +57,6 @@ CONTRACT_REQUIRED = {
     "BucketName": "String",
     "OpenSearchUrl": "String",
     "OpenSearchDomainArn": "String",
-}
-CONTRACT_OUTPUTS = {
-    "QueueUrl",
-    "DeadLetterQueueUrl",
-    "BucketName",
-    "AutoScalingGroupName",
-    "LaunchTemplateId",
-    "LifecycleHookName",
-    "NotificationTopicArn",
-    "DashboardName",
-    "WorkerRoleArn",
-    "LogGroupName",
 }
 
 # The worker's own timings around a termination drain (README.md, "filefleet run"): a receive in flight is
