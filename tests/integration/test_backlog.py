@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import pytest
 from app import backlog
 from app.backlog import BacklogReading, BacklogSourceMissing, run
 from app.config import BacklogSettings
+from tests.support.cli import run_filefleet
 
 pytestmark = pytest.mark.integration
 
@@ -288,11 +287,11 @@ def test_lambda_handler_logs_one_json_line_and_raises_on_a_missing_group(
 def test_the_cli_prints_the_reading_and_a_missing_group_exits_2(cloud: Cloud) -> None:
     group = _group(cloud, desired=0)
     env = {**os.environ, "SQS_QUEUE_URL": _queue(cloud, visible=7), "AUTOSCALING_GROUP_NAME": group}
-    command = [sys.executable, "-m", "app", "backlog", "publish", "--dry-run"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    command = ("backlog", "publish", "--dry-run")
+    result = run_filefleet(*command, env=env)
     assert result.returncode == 0, result.stderr
     assert "backlog per instance 7: 7 visible message(s), 0 in-service instance(s)" in result.stdout
     assert "scale-from-zero" in result.stdout and "nothing published" in result.stdout
     env["AUTOSCALING_GROUP_NAME"] = "no-such-group"
-    missing = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    missing = run_filefleet(*command, env=env)
     assert missing.returncode == 2 and "no such Auto Scaling group" in missing.stderr

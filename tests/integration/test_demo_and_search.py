@@ -3,45 +3,35 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_filefleet
+
+
+def _without_aws() -> dict[str, str]:
+    """This environment with no AWS_* variable: the demo must need no account and no endpoint."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     workdir = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "demo", "--workdir", str(workdir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_filefleet("demo", "--workdir", str(workdir), env=_without_aws(), timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return workdir, result.stdout
 
 
 def _search(workdir: Path, *args: str) -> str:
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **_without_aws(),
         "INDEX_SINK": "local",
         "LOCAL_INDEX_PATH": str(workdir / "index.sqlite3"),
         "EMBEDDER": "local",
         "EMBEDDING_DIMENSION": "256",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "search", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_filefleet("search", *args, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -71,13 +61,13 @@ def test_the_demo_indexes_a_folder_of_your_own(tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     (folder / "sub dir").mkdir(parents=True)
     (folder / "sub dir" / "hello world.txt").write_text("hello from my own folder")
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "demo", str(folder), "--workdir", str(tmp_path / "work")],
-        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        capture_output=True,
-        text=True,
+    result = run_filefleet(
+        "demo",
+        str(folder),
+        "--workdir",
+        str(tmp_path / "work"),
+        env=_without_aws(),
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "text/plain                        processed             1" in result.stdout

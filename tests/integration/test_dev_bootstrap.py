@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from typing import Any
 
 from app.aws import AwsClients
 from app.devtools import bootstrap
+from tests.support.cli import run_filefleet
 
 
 def test_bootstrap_is_idempotent_and_wires_s3_to_the_queue(sqs: Any, s3: Any) -> None:
@@ -36,14 +35,7 @@ def test_bootstrap_is_idempotent_and_wires_s3_to_the_queue(sqs: Any, s3: Any) ->
 
 def test_the_cli_prints_the_settings_the_worker_needs(aws: str) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "dev", "bootstrap", "--bucket", name, "--queue", name],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_filefleet("dev", "bootstrap", "--bucket", name, "--queue", name, env=os.environ)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "=" in line and not line.startswith("{")]
     assert lines[0] == f"S3_BUCKET={name}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.conftest import Queues
+from tests.support.cli import run_filefleet
 from tests.support.imds_stub import imds_stub
 from tests.support.slow_proxy import slow_proxy
 
@@ -150,14 +151,7 @@ def test_a_worker_without_a_dead_letter_queue_refuses_to_start(sqs: Any, queues:
     bare = sqs.create_queue(QueueName=queues.url.rsplit("/", 1)[-1] + "-bare")["QueueUrl"]
     env = _worker_env(queues)
     env["SQS_QUEUE_URL"] = bare
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_filefleet("worker", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "no dead-letter queue" in result.stderr and "DEAD_LETTER_QUEUE_URL" in result.stderr
@@ -166,14 +160,7 @@ def test_a_worker_without_a_dead_letter_queue_refuses_to_start(sqs: Any, queues:
 def test_a_missing_queue_is_named_on_one_line_with_status_2(queues: Queues) -> None:
     env = _worker_env(queues)
     env["SQS_QUEUE_URL"] = queues.url + "-does-not-exist"
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_filefleet("worker", env=env)
     assert result.returncode == 2
     assert "does-not-exist" in result.stderr and "NonExistentQueue" in result.stderr
 

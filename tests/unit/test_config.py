@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from app.config import ConfigError, Settings, SinkSettings
+from tests.support.cli import run_filefleet
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/files"
 BASE = {"SQS_QUEUE_URL": QUEUE, "INDEX_SINK": "local"}
@@ -121,14 +119,7 @@ def test_blank_values_mean_unset() -> None:
 
 def test_the_cli_exits_2_with_one_line_naming_the_variable() -> None:
     env = {"PATH": "/usr/bin:/bin", "WORKER_CONCURRENCY": "lots"}
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "worker"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_filefleet("worker", env=env)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and "SQS_QUEUE_URL" in result.stderr
