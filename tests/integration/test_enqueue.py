@@ -27,6 +27,7 @@ from app.enqueue.notification import EVENT_NAME
 from app.events import Action, FileEvent, Source, parse_body
 from tests.integration.conftest import Queues
 from tests.support.bodies import s3_record
+from tests.support.fakes import FakeClock
 
 pytestmark = pytest.mark.integration
 
@@ -46,21 +47,6 @@ AWKWARD_KEYS = [
     "trailing space ",
     "über/naïve café.pdf",
 ]
-
-
-class FakeClock:
-    """Time that passes only when the code sleeps: the rate is measured without waiting for it."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 class Crash(BaseException):

@@ -1,4 +1,5 @@
-"""A stand-in for our own SqsQueue seam (not for boto3): records calls, fails entries on request."""
+"""Stand-ins for our own seams (not for boto3): the SqsQueue (records calls, fails entries on request) and
+the clock (time passes only when a test moves it or the code sleeps)."""
 
 from __future__ import annotations
 
@@ -56,3 +57,21 @@ def message(n: int, *, body: str = "{}", receive_count: int = 1, received_at: fl
         receive_count=receive_count,
         received_at=received_at,
     )
+
+
+class FakeClock:
+    """A monotonic clock for code that takes ``clock=``: call it, or use ``monotonic()`` and ``sleep()``."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

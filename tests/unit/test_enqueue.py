@@ -32,21 +32,11 @@ from app.enqueue.notification import EVENT_NAME, event_time, notification, outgo
 from app.enqueue.pacing import TokenBucket
 from app.enqueue.progress import Progress, duration, human_bytes
 from app.events import Action, parse_body
+from tests.support.fakes import FakeClock
+
+START = 5_000.0  # where the fake clock starts
 
 WHEN = datetime(2026, 1, 31, 8, 30, 15, 123456, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: float = 5_000.0) -> None:
-        self.now = now
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def _object(key: str = "a.jpg", **overrides: Any) -> ListedObject:
@@ -206,7 +196,7 @@ def test_a_message_of_the_longest_key_is_far_below_the_batch_limit() -> None:
 def test_the_bucket_never_lets_more_than_one_batch_plus_the_rate_through(
     rate: float, batches: list[int]
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     bucket = TokenBucket(rate, capacity=10, clock=clock)
     sent: list[tuple[float, int]] = []
     for count in batches:
@@ -217,11 +207,11 @@ def test_the_bucket_never_lets_more_than_one_batch_plus_the_rate_through(
             window = sent[last][0] - sent[first][0]
             assert sum(n for _, n in sent[first : last + 1]) <= 10 + rate * window + 1e-6
     # and it waits no longer than it must: everything past the first full bucket, at the rate
-    assert clock.now - 5_000.0 <= max(0.0, sum(batches) - 10) / rate + 1e-6
+    assert clock.now - START <= max(0.0, sum(batches) - 10) / rate + 1e-6
 
 
 def test_the_bucket_refills_while_the_caller_works() -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     bucket = TokenBucket(5, capacity=10, clock=clock)
     bucket.acquire(10)
     clock.now += 2.0  # sending took two seconds: 10 tokens are back
@@ -239,7 +229,7 @@ def test_the_bucket_sleeps_once_even_when_rounding_leaves_a_sliver_short() -> No
 
 def test_the_bucket_refuses_more_than_it_holds() -> None:
     with pytest.raises(ValueError, match="cannot take 11"):
-        TokenBucket(100, capacity=10, clock=FakeClock()).acquire(11)
+        TokenBucket(100, capacity=10, clock=FakeClock(START)).acquire(11)
 
 
 # --- checkpoint ---------------------------------------------------------------------------------------------
@@ -294,7 +284,7 @@ def test_mismatch_names_each_difference() -> None:
 
 
 def test_progress_on_a_terminal_redraws_one_line() -> None:
-    stream, clock = io.StringIO(), FakeClock()
+    stream, clock = io.StringIO(), FakeClock(START)
     progress = Progress(stream, tty=True, clock=clock)
     progress.set_total(200, 2000, final=True)
     clock.now += 1
@@ -310,12 +300,12 @@ def test_progress_on_a_terminal_redraws_one_line() -> None:
 
 
 def test_progress_in_a_log_writes_a_plain_line_every_ten_seconds() -> None:
-    stream, clock = io.StringIO(), FakeClock()
+    stream, clock = io.StringIO(), FakeClock(START)
     progress = Progress(stream, tty=False, clock=clock)
     progress.set_total(1000, 0, final=False)
     for _ in range(30):
         clock.now += 1
-        progress.update(int(clock.now - 5_000) * 10, 0)
+        progress.update(int(clock.now - START) * 10, 0)
     progress.finish(300, 0)
 
     lines = stream.getvalue().splitlines()
@@ -325,7 +315,7 @@ def test_progress_in_a_log_writes_a_plain_line_every_ten_seconds() -> None:
 
 
 def test_the_counting_thread_gives_the_bar_its_total() -> None:
-    progress = Progress(io.StringIO(), tty=False, clock=FakeClock())
+    progress = Progress(io.StringIO(), tty=False, clock=FakeClock(START))
     objects = [_object(f"k{i}", size=i) for i in range(25)] + [_object("dir/", size=0)]
     counter = _TotalCounter(lambda: iter(objects), Filters(), progress, report_every=10)
     counter.start()
@@ -334,7 +324,7 @@ def test_the_counting_thread_gives_the_bar_its_total() -> None:
 
 
 def test_a_failing_count_leaves_the_bar_without_a_total() -> None:
-    progress = Progress(io.StringIO(), tty=False, clock=FakeClock())
+    progress = Progress(io.StringIO(), tty=False, clock=FakeClock(START))
 
     def broken() -> Any:
         raise RuntimeError("listing failed")

@@ -9,24 +9,18 @@ from app.consumer.heartbeat import VisibilityHeartbeat
 from app.consumer.outcome import Ack, DeadLetter, Release, Retry
 from app.consumer.settler import Settler
 from app.stats import RunStats
-from tests.support.fakes import FakeQueue, message
+from tests.support.fakes import FakeClock, FakeQueue, message
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _heartbeat(queue: FakeQueue, clock: Clock, timeout: int = 300) -> tuple[VisibilityHeartbeat, RunStats]:
+def _heartbeat(
+    queue: FakeQueue, clock: FakeClock, timeout: int = 300
+) -> tuple[VisibilityHeartbeat, RunStats]:
     stats = RunStats()
     return VisibilityHeartbeat(queue, visibility_timeout=timeout, stats=stats, clock=clock), stats  # type: ignore[arg-type]
 
 
 def test_heartbeat_extends_only_messages_past_half_their_timeout() -> None:
-    queue, clock = FakeQueue(), Clock()
+    queue, clock = FakeQueue(), FakeClock()
     heartbeat, stats = _heartbeat(queue, clock)
     old, fresh = message(1, received_at=clock.now - 160), message(2, received_at=clock.now - 10)
     heartbeat.track([old, fresh])
@@ -39,7 +33,7 @@ def test_heartbeat_extends_only_messages_past_half_their_timeout() -> None:
 
 
 def test_heartbeat_stops_at_the_sqs_12_hour_limit() -> None:
-    queue, clock = FakeQueue(), Clock()
+    queue, clock = FakeQueue(), FakeClock()
     heartbeat, _ = _heartbeat(queue, clock)
     almost = message(1, received_at=clock.now - 43_200 + 100)
     heartbeat.track([almost])
@@ -50,7 +44,7 @@ def test_heartbeat_stops_at_the_sqs_12_hour_limit() -> None:
 
 
 def test_heartbeat_drops_a_message_whose_receipt_handle_is_gone() -> None:
-    queue, clock = FakeQueue(), Clock()
+    queue, clock = FakeQueue(), FakeClock()
     queue.fail_codes["rh-1"] = ["ReceiptHandleIsInvalid"]
     heartbeat, stats = _heartbeat(queue, clock)
     heartbeat.track([message(1, received_at=clock.now - 200)])
@@ -59,7 +53,7 @@ def test_heartbeat_drops_a_message_whose_receipt_handle_is_gone() -> None:
 
 
 def test_heartbeat_keeps_trying_after_a_passing_failure() -> None:
-    queue, clock = FakeQueue(), Clock()
+    queue, clock = FakeQueue(), FakeClock()
     queue.fail_codes["rh-1"] = ["InternalError"]
     heartbeat, _ = _heartbeat(queue, clock)
     heartbeat.track([message(1, received_at=clock.now - 200)])

@@ -45,19 +45,12 @@ from app.lifecycle.monitors import (
 from app.lifecycle.watcher import LifecycleWatcher
 from app.stats import RunStats
 from tests.support.components import free_port
+from tests.support.fakes import FakeClock
 from tests.support.imds_stub import ImdsStub, imds_stub
 
 GROUP = "filefleet-workers"
 HOOK = "filefleet-drain"
 INSTANCE = "i-0123456789abcdef0"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Calls:
@@ -134,7 +127,7 @@ def test_token_is_fetched_lazily_once_and_reused(stub: ImdsStub) -> None:
 
 
 def test_token_is_renewed_shortly_before_its_ttl_ends(stub: ImdsStub) -> None:
-    clock = Clock()
+    clock = FakeClock()
     client = ImdsClient(stub.url, token_ttl=100, clock=clock)
     client.get(INSTANCE_ID_PATH)
     clock.now += 89
