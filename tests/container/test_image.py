@@ -19,7 +19,7 @@ from opensearchpy import OpenSearch
 
 from app.document import document_id
 from tests.container.conftest import ROOT
-from tests.integration.conftest import Queues, make_queues
+from tests.integration.conftest import Queues, make_queues, notifying_bucket
 from tests.support.components import component_missing, free_port
 from tests.support.http import get, wait_until
 from tests.support.slow_proxy import slow_proxy
@@ -40,14 +40,7 @@ def stack(
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     sqs, s3 = boto3.client("sqs", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
     queues = make_queues(sqs)
-    bucket = f"img-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queues.arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    bucket = notifying_bucket(s3, queues, prefix="img")
     port = free_port()
     env = {
         "AWS_ENDPOINT_URL": moto_endpoint,

@@ -22,7 +22,7 @@ import boto3
 import pytest
 import yaml
 
-from tests.integration.conftest import Queues, make_queues
+from tests.integration.conftest import Queues, make_queues, notifying_bucket
 from tests.packer.conftest import FILES
 from tests.packer.systemd_unit import Unit
 from tests.support.components import free_port
@@ -50,14 +50,7 @@ def landing(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, An
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     sqs, s3 = boto3.client("sqs", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
     queues = make_queues(sqs)
-    bucket = f"ami-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queues.arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    bucket = notifying_bucket(s3, queues, prefix="ami")
     return {"sqs": sqs, "s3": s3, "queues": queues, "bucket": bucket}
 
 

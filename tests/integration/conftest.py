@@ -61,3 +61,15 @@ def make_queues(sqs: Any, *, max_receive_count: int = 5) -> Queues:
 @pytest.fixture
 def queues(sqs: Any) -> Queues:
     return make_queues(sqs)
+
+
+def notifying_bucket(s3: Any, queues: Queues, *, prefix: str, removals: bool = False) -> str:
+    """A new bucket whose uploads (and deletes, with ``removals``) notify ``queues``; returns its name."""
+    bucket = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    events = ["s3:ObjectCreated:*", *(["s3:ObjectRemoved:*"] if removals else [])]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": queues.arn, "Events": events}]},
+    )
+    return bucket

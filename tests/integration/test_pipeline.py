@@ -24,7 +24,7 @@ from app.runtime import IndexRuntime, QueueRoutes, build_worker
 from app.stats import RunStats
 from app.worker import RunResult
 from tests.corpus.cases import cases
-from tests.integration.conftest import Queues
+from tests.integration.conftest import Queues, notifying_bucket
 from tests.support.bodies import s3_body
 from tests.support.titan_stub import TitanStub, titan_stub
 
@@ -56,17 +56,7 @@ class Landing:
 
 @pytest.fixture
 def landing(s3: Any, queues: Queues) -> Landing:
-    bucket = f"landing-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": queues.arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-            ]
-        },
-    )
-    return Landing(bucket, queues)
+    return Landing(notifying_bucket(s3, queues, prefix="landing", removals=True), queues)
 
 
 def run_worker(queues: Queues, opensearch_url: str, **env: str) -> tuple[RunResult, RunStats]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Queues
+from tests.integration.conftest import Queues, notifying_bucket
 from tests.support.components import component_missing, free_port
 from tests.support.http import get, wait_until
 from tests.support.slow_proxy import slow_proxy
@@ -40,14 +39,7 @@ def _run(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 @pytest.fixture
 def landing(s3: Any, queues: Queues) -> str:
-    bucket = f"run-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queues.arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    bucket = notifying_bucket(s3, queues, prefix="run")
     return bucket
 
 

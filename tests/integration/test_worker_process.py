@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import Queues
+from tests.integration.conftest import Queues, notifying_bucket
 from tests.support.cli import run_filefleet
 from tests.support.imds_stub import imds_stub
 from tests.support.slow_proxy import slow_proxy
@@ -86,23 +86,18 @@ def _worker(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[
         process.wait(timeout=10)
 
 
-def _put_objects(s3: Any, sqs: Any, queues: Queues, bucket: str) -> None:
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queues.arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+def _put_objects(s3: Any, queues: Queues) -> str:
+    """FILES objects in a new bucket that notifies ``queues``; returns the bucket."""
+    bucket = notifying_bucket(s3, queues, prefix="drain")
     for i in range(FILES):
         s3.put_object(Bucket=bucket, Key=f"batch/{i}.jpg", Body=b"jpeg")
+    return bucket
 
 
 def test_sigterm_mid_batch_finishes_running_work_releases_the_rest_and_exits_0(
     sqs: Any, s3: Any, queues: Queues, moto_endpoint: str
 ) -> None:
-    bucket = "drain-" + queues.url.rsplit("-", 1)[-1]
-    _put_objects(s3, sqs, queues, bucket)
+    bucket = _put_objects(s3, queues)
     slow_download = lambda method, path: method == "GET" and path.startswith(f"/{bucket}/")  # noqa: E731
     with (
         slow_proxy(moto_endpoint, delay_seconds=2, slow=slow_download) as slow_s3,

@@ -9,7 +9,7 @@ from typing import Any
 
 from app.errors import PermanentError, TransientError
 from app.handler import FileResult
-from tests.integration.conftest import Queues, make_queues
+from tests.integration.conftest import Queues, make_queues, notifying_bucket
 from tests.support.bodies import S3_TEST_EVENT, s3_body
 from tests.support.workers import CallCounter, RecordingHandler, build_worker
 
@@ -194,16 +194,7 @@ def test_a_poison_body_never_blocks_the_messages_around_it(sqs: Any, queues: Que
 
 
 def test_an_s3_upload_reaches_the_handler_with_its_decoded_key(sqs: Any, s3: Any, queues: Queues) -> None:
-    bucket = "landing-" + queues.url.rsplit("-", 1)[-1]
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {"QueueArn": queues.arn, "Events": ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]}
-            ]
-        },
-    )
+    bucket = notifying_bucket(s3, queues, prefix="landing", removals=True)
     s3.put_object(Bucket=bucket, Key="a b+c/ü.jpg", Body=b"\xff\xd8\xff")
     s3.delete_object(Bucket=bucket, Key="a b+c/ü.jpg")
     handler = RecordingHandler()
