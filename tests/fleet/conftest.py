@@ -15,13 +15,15 @@ What moto does and does not do here (moto 5.2, measured; see test names for what
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from provisioning.fleet.aws import FleetAws
 from provisioning.fleet.cli import main
@@ -128,3 +130,13 @@ def run_fleet(capsys: pytest.CaptureFixture[str]) -> Run:
         return Result(code=code, out=captured.out, err=captured.err)
 
     return run
+
+
+@contextmanager
+def stubbed(service: str) -> Iterator[tuple[Any, Stubber]]:
+    """A real boto3 client of ``service`` behind botocore's Stubber (calls and answers checked against the
+    API model) for what moto does not implement; every answer a test queues must have been asked for."""
+    client = boto3.client(service, region_name=REGION)
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()

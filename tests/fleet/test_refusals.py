@@ -11,11 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from tests.fleet.conftest import REGION, TEST_TEMPLATE, Run
+from tests.fleet.conftest import TEST_TEMPLATE, Run, stubbed
 
 STACK_ID = (
     "arn:aws:cloudformation:us-east-1:123456789012:stack/filefleet/5b3c1a10-0000-4000-8000-000000000001"
@@ -57,10 +56,8 @@ def test_an_unknown_profile_and_a_missing_region_are_refused(
 
 @pytest.fixture
 def cloudformation() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("cloudformation", region_name=REGION)
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("cloudformation") as pair:
+        yield pair
 
 
 def _stack(status: str) -> dict[str, Any]:

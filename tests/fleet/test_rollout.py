@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
-from tests.fleet.conftest import REGION, TEST_TEMPLATE, Cloud, Run
+from tests.fleet.conftest import TEST_TEMPLATE, Cloud, Run, stubbed
 
 pytestmark = pytest.mark.integration
 REFRESH_ID = "08b91cf7-8fa6-48af-b6a6-d227f40f1b9b"
@@ -25,10 +24,8 @@ OVERRIDES = [{"InstanceType": "t3.medium"}, {"InstanceType": "t3a.medium"}, {"In
 
 @pytest.fixture
 def autoscaling() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client("autoscaling", region_name=REGION)
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed("autoscaling") as pair:
+        yield pair
 
 
 def _group(name: str, template_id: str, version: str, instance_versions: list[str]) -> dict[str, Any]:
@@ -105,6 +102,26 @@ def _refresh(
     }
 
 
+def _expect_group(
+    stubber: Stubber, group: str, template_id: str, version: str, instance_versions: list[str]
+) -> None:
+    """The next DescribeAutoScalingGroups of the fleet's group answers with :func:`_group`."""
+    stubber.add_response(
+        "describe_auto_scaling_groups",
+        _group(group, template_id, version, instance_versions),
+        {"AutoScalingGroupNames": [group]},
+    )
+
+
+def _expect_no_refresh_running(stubber: Stubber, group: str) -> None:
+    """The rollout's first question: is a refresh already running on the group? None is."""
+    stubber.add_response(
+        "describe_instance_refreshes",
+        {"InstanceRefreshes": []},
+        {"AutoScalingGroupName": group, "MaxRecords": 10},
+    )
+
+
 def test_rollout_updates_only_amiid_then_refreshes_so_that_a_rollback_would_return_to_the_old_version(
     cloud: Cloud, run_fleet: Run, deployed_stack: str, autoscaling: tuple[Any, Stubber]
 ) -> None:
@@ -112,19 +129,10 @@ def test_rollout_updates_only_amiid_then_refreshes_so_that_a_rollback_would_retu
     outputs, before = cloud.outputs(deployed_stack), cloud.parameters(deployed_stack)
     group, template_id = outputs["AutoScalingGroupName"], outputs["LaunchTemplateId"]
     new_ami = cloud.register_ami()
-    one_group = {"AutoScalingGroupNames": [group]}
-    stubber.add_response(
-        "describe_instance_refreshes",
-        {"InstanceRefreshes": []},
-        {"AutoScalingGroupName": group, "MaxRecords": 10},
-    )
-    stubber.add_response(
-        "describe_auto_scaling_groups", _group(group, template_id, "1", ["1", "1"]), one_group
-    )
+    _expect_no_refresh_running(stubber, group)
+    _expect_group(stubber, group, template_id, "1", ["1", "1"])
     # After the stack update: real CloudFormation has moved the group to version 2; the instances are on 1.
-    stubber.add_response(
-        "describe_auto_scaling_groups", _group(group, template_id, "2", ["1", "1"]), one_group
-    )
+    _expect_group(stubber, group, template_id, "2", ["1", "1"])
     stubber.add_response(
         "update_auto_scaling_group",
         {},
@@ -191,14 +199,9 @@ def test_a_failed_refresh_is_a_failure_with_its_reason(
     client, stubber = autoscaling
     outputs = cloud.outputs(deployed_stack)
     group, template_id = outputs["AutoScalingGroupName"], outputs["LaunchTemplateId"]
-    one_group = {"AutoScalingGroupNames": [group]}
-    stubber.add_response(
-        "describe_instance_refreshes",
-        {"InstanceRefreshes": []},
-        {"AutoScalingGroupName": group, "MaxRecords": 10},
-    )
-    stubber.add_response("describe_auto_scaling_groups", _group(group, template_id, "1", ["1"]), one_group)
-    stubber.add_response("describe_auto_scaling_groups", _group(group, template_id, "1", ["1"]), one_group)
+    _expect_no_refresh_running(stubber, group)
+    _expect_group(stubber, group, template_id, "1", ["1"])
+    _expect_group(stubber, group, template_id, "1", ["1"])
     stubber.add_response("start_instance_refresh", {"InstanceRefreshId": REFRESH_ID})
     reason = "Instance i-01aaaaaaaaaaaaaaa failed its health check during warm-up."
     stubber.add_response(
@@ -266,11 +269,7 @@ def test_rollback_uses_the_api_rollback_then_sets_amiid_back_to_what_the_group_r
         follow,
     )
     # The rollback returned the group to the configuration it had before the refresh: version 1.
-    stubber.add_response(
-        "describe_auto_scaling_groups",
-        _group(group, template_id, "1", ["1", "1"]),
-        {"AutoScalingGroupNames": [group]},
-    )
+    _expect_group(stubber, group, template_id, "1", ["1", "1"])
 
     result = run_fleet(
         "rollout", "--stack-name", deployed_stack, "--rollback", "--yes", clients={"autoscaling": client}
@@ -372,15 +371,10 @@ def test_an_interrupted_rollout_resumes_with_the_refresh_when_the_stack_is_alrea
     group, template_id = outputs["AutoScalingGroupName"], outputs["LaunchTemplateId"]
     new_ami = cloud.register_ami()
     _move_stack_to(cloud, deployed_stack, new_ami)
-    one_group = {"AutoScalingGroupNames": [group]}
-    stubber.add_response(
-        "describe_instance_refreshes",
-        {"InstanceRefreshes": []},
-        {"AutoScalingGroupName": group, "MaxRecords": 10},
-    )
+    _expect_no_refresh_running(stubber, group)
     # The group still on version 1 (the earlier run put it back, then stopped): nothing to put back now.
-    stubber.add_response("describe_auto_scaling_groups", _group(group, template_id, "1", ["1"]), one_group)
-    stubber.add_response("describe_auto_scaling_groups", _group(group, template_id, "1", ["1"]), one_group)
+    _expect_group(stubber, group, template_id, "1", ["1"])
+    _expect_group(stubber, group, template_id, "1", ["1"])
     stubber.add_response(
         "start_instance_refresh",
         {"InstanceRefreshId": REFRESH_ID},
@@ -427,18 +421,9 @@ def test_a_rollout_whose_instances_all_run_the_new_version_is_done_without_a_ref
     group, template_id = outputs["AutoScalingGroupName"], outputs["LaunchTemplateId"]
     new_ami = cloud.register_ami()
     _move_stack_to(cloud, deployed_stack, new_ami)
-    one_group = {"AutoScalingGroupNames": [group]}
-    stubber.add_response(
-        "describe_instance_refreshes",
-        {"InstanceRefreshes": []},
-        {"AutoScalingGroupName": group, "MaxRecords": 10},
-    )
-    stubber.add_response(
-        "describe_auto_scaling_groups", _group(group, template_id, "2", ["2", "2"]), one_group
-    )
-    stubber.add_response(
-        "describe_auto_scaling_groups", _group(group, template_id, "2", ["2", "2"]), one_group
-    )
+    _expect_no_refresh_running(stubber, group)
+    _expect_group(stubber, group, template_id, "2", ["2", "2"])
+    _expect_group(stubber, group, template_id, "2", ["2", "2"])
 
     result = run_fleet(
         "rollout", "--stack-name", deployed_stack, "--ami", new_ami, "--yes", clients={"autoscaling": client}
