@@ -20,8 +20,8 @@ import requests
 from opensearchpy import OpenSearch
 
 from app.config import ConfigError, SinkSettings
-from app.document import document_id
-from app.errors import PermanentError, TransientError
+from app.document import Upsert, document_id
+from app.errors import FileError, PermanentError, TransientError
 from app.sinks import IndexMismatch, WriteOutcome
 from app.sinks.factory import build_sink
 from app.sinks.opensearch import OpenSearchSink, build_opensearch_client
@@ -154,45 +154,57 @@ def test_a_stale_create_after_a_removal_stays_removed_even_after_gc_deletes(
     assert stored(client, "a.jpg")["_source"]["deleted"] is True
 
 
-def test_a_write_landing_between_read_and_write_is_decided_again(
-    sink: OpenSearchSink, client: OpenSearch, osmem_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another worker writes a newer event after our mget: our conditional write meets 409, we re-read."""
+def _write_while_another_worker_interleaves(
+    sink: OpenSearchSink,
+    client: OpenSearch,
+    osmem_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    theirs: Upsert,
+) -> tuple[WriteOutcome | FileError, int]:
+    """Our write of a.jpg at 0B, with another worker's ``theirs`` landing after our mget, before our bulk.
+
+    Returns our outcome and how many bulk requests we sent.
+    """
     other_worker = OpenSearchSink(OpenSearch(hosts=[osmem_url]), index=INDEX, dimension=DIMENSION)
     real_bulk = client.bulk
     calls: list[int] = []
 
     def bulk_after_an_interloper(**kwargs: Any) -> Any:
         if not calls:
-            assert other_worker.write([upsert("a.jpg", "0C", size=3)]) == [APPLIED]
+            assert other_worker.write([theirs]) == [APPLIED]
         calls.append(1)
         return real_bulk(**kwargs)
 
     monkeypatch.setattr(client, "bulk", bulk_after_an_interloper)
-    assert sink.write([upsert("a.jpg", "0B", size=2)]) == [STALE]
-    assert len(calls) == 1, "the re-read found a newer document: nothing left to write"
-    assert stored(client, "a.jpg")["_source"]["size"] == 3
+    [outcome] = sink.write([upsert("a.jpg", "0B", size=2)])
     other_worker.close()
+    return outcome, len(calls)
+
+
+def test_a_write_landing_between_read_and_write_is_decided_again(
+    sink: OpenSearchSink, client: OpenSearch, osmem_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker writes a newer event after our mget: our conditional write meets 409, we re-read."""
+    newer = upsert("a.jpg", "0C", size=3)
+    outcome, bulks = _write_while_another_worker_interleaves(
+        sink, client, osmem_url, monkeypatch, theirs=newer
+    )
+    assert outcome == STALE
+    assert bulks == 1, "the re-read found a newer document: nothing left to write"
+    assert stored(client, "a.jpg")["_source"]["size"] == 3
 
 
 def test_an_older_write_landing_between_read_and_write_is_overwritten(
     sink: OpenSearchSink, client: OpenSearch, osmem_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other_worker = OpenSearchSink(OpenSearch(hosts=[osmem_url]), index=INDEX, dimension=DIMENSION)
-    real_bulk = client.bulk
-    calls: list[int] = []
-
-    def bulk_after_an_interloper(**kwargs: Any) -> Any:
-        if not calls:
-            assert other_worker.write([upsert("a.jpg", "0A", size=1)]) == [APPLIED]
-        calls.append(1)
-        return real_bulk(**kwargs)
-
-    monkeypatch.setattr(client, "bulk", bulk_after_an_interloper)
-    assert sink.write([upsert("a.jpg", "0B", size=2)]) == [APPLIED]
-    assert len(calls) == 2, "409 on create, re-read, then a conditional index over the older document"
+    older = upsert("a.jpg", "0A", size=1)
+    outcome, bulks = _write_while_another_worker_interleaves(
+        sink, client, osmem_url, monkeypatch, theirs=older
+    )
+    assert outcome == APPLIED
+    assert bulks == 2, "409 on create, re-read, then a conditional index over the older document"
     assert stored(client, "a.jpg")["_source"]["size"] == 2
-    other_worker.close()
 
 
 def test_a_writer_that_keeps_losing_the_race_gives_up_transiently(
