@@ -15,6 +15,7 @@ import pytest
 
 from app.cost import add_cost_parser
 from app.cost.model import GUIDE_INPUTS, all_spot, estimate, purchase_mix, rounded, sqs_bill
+from tests.unit.test_cost_guide import MISMATCHES
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -239,16 +240,7 @@ def test_json_shape_of_the_preset(capsys: pytest.CaptureFixture[str]) -> None:
         "26.33",
         ["formula"],
     )
-    assert doc["mismatches"] == [
-        "fixed_monthly",
-        "fixed_waste",
-        "spot_cost",
-        "ebs_cost",
-        "total",
-        "always_on",
-        "savings",
-        "savings_percent",
-    ]
+    assert doc["mismatches"] == list(MISMATCHES)
     assert {row["key"] for row in doc["throughput"]} >= {"per_instance", "daily_hours", "capacity"}
     assert all(set(claim) == {"key", "quote", "verdict", "reason"} for claim in doc["claims"])
     est = doc["estimate"]
