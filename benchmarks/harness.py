@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,16 +17,26 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 CACHE_DIR = BENCH_DIR / ".cache"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # the app, and the tests' component helpers the benchmarks reuse
+
+from tests.support.components import free_port, moto_server  # noqa: E402
+
+__all__ = [  # free_port is the tests' own, passed on: the benchmarks take every shared helper from here
+    "BENCH_DIR",
+    "CACHE_DIR",
+    "REPO",
+    "BenchmarkFailure",
+    "free_port",
+    "print_result",
+    "run",
+    "running_moto",
+    "tail",
+]
 
 
 class BenchmarkFailure(Exception):
     """A correctness check failed: the figures of this run mean nothing."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -44,10 +53,6 @@ def running_moto(scratch: Path | None = None) -> Iterator[str]:
 
     With ``scratch``, moto spools its objects there (its TMPDIR) rather than under the system's /tmp.
     """
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from tests.support.components import moto_server
-
     saved = os.environ.get("TMPDIR")
     if scratch is not None:
         os.environ["TMPDIR"] = str(scratch)  # inherited by the moto process only: ours has chosen its own
