@@ -20,9 +20,10 @@ CACHE_DIR = BENCH_DIR / ".cache"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the app, and the tests' component helpers the benchmarks reuse
 
-from tests.support.components import free_port, moto_server  # noqa: E402
+from tests.support.components import free_port, moto_server, stop_process  # noqa: E402
 
-__all__ = [  # free_port is the tests' own, passed on: the benchmarks take every shared helper from here
+# free_port and stop_process are the tests' own, passed on: the benchmarks take every helper from here.
+__all__ = [
     "BENCH_DIR",
     "CACHE_DIR",
     "REPO",
@@ -31,6 +32,7 @@ __all__ = [  # free_port is the tests' own, passed on: the benchmarks take every
     "print_result",
     "run",
     "running_moto",
+    "stop_process",
     "tail",
 ]
 

@@ -44,7 +44,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import BENCH_DIR, CACHE_DIR, BenchmarkFailure, free_port, print_result, run, tail
+from harness import (
+    BENCH_DIR,
+    CACHE_DIR,
+    BenchmarkFailure,
+    free_port,
+    print_result,
+    run,
+    stop_process,
+    tail,
+)
 
 FAUXQS_VERSION = "1.9.2"  # 2.x needs Node >= 22.5 (node:sqlite); this machine has Node 20
 FAUXQS_APP = CACHE_DIR / "node_modules" / "fauxqs" / "dist" / "app.js"
@@ -168,14 +177,8 @@ def _wait_until_healthy(proc: subprocess.Popen[bytes], endpoint: str, timeout: f
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.stdin is not None:
-        proc.stdin.close()
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        proc.stdin.close()  # the launcher exits when its stdin closes
+    stop_process(proc, timeout=5)
 
 
 # -- SQS plumbing ----------------------------------------------------------------------------------------

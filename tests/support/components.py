@@ -41,6 +41,17 @@ def wait_for_http(url: str, *, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """SIGTERM if it still runs, then SIGKILL if it has not exited within ``timeout``; always reaped."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 @contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server subprocess (real HTTP, every service), yielding its endpoint URL."""
@@ -59,9 +70,4 @@ def moto_server() -> Iterator[str]:
         wait_for_http(f"{endpoint}/moto-api/")
         yield endpoint
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, timeout=10)
