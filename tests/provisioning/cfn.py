@@ -33,6 +33,14 @@ CONTRACT_OUTPUTS = {
     "WorkerRoleArn",
     "LogGroupName",
 }
+# The guide's mixed instances group: its instance types in order, and the 70 % Spot / 30 % On-Demand split.
+GUIDE_INSTANCE_TYPES = ["t3.medium", "t3a.medium", "t2.medium"]
+GUIDE_DISTRIBUTION = {
+    "OnDemandAllocationStrategy": "prioritized",
+    "OnDemandBaseCapacity": 0,
+    "OnDemandPercentageAboveBaseCapacity": 30,
+    "SpotAllocationStrategy": "capacity-optimized",
+}
 
 _SCALAR_TAGS = ("Ref", "Condition")
 _FUNCTION_TAGS = (

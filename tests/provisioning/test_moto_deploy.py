@@ -27,7 +27,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.provisioning.cfn import CONTRACT_OUTPUTS, TEMPLATE_PATH
+from tests.provisioning.cfn import CONTRACT_OUTPUTS, GUIDE_DISTRIBUTION, GUIDE_INSTANCE_TYPES, TEMPLATE_PATH
 
 pytestmark = pytest.mark.integration
 
@@ -219,17 +219,8 @@ def test_deploys_with_the_guides_defaults_and_every_output_resolves(cloud: Cloud
     specification = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
     assert specification["LaunchTemplateId"] == outputs["LaunchTemplateId"]
     assert str(specification["Version"]) == str(version["VersionNumber"])
-    assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == [
-        "t3.medium",
-        "t3a.medium",
-        "t2.medium",
-    ]
-    assert policy["InstancesDistribution"] == {
-        "OnDemandAllocationStrategy": "prioritized",
-        "OnDemandBaseCapacity": 0,
-        "OnDemandPercentageAboveBaseCapacity": 30,
-        "SpotAllocationStrategy": "capacity-optimized",
-    }
+    assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == GUIDE_INSTANCE_TYPES
+    assert policy["InstancesDistribution"] == GUIDE_DISTRIBUTION
 
     # The dashboard.
     dashboard = cloud.client("cloudwatch").get_dashboard(DashboardName=outputs["DashboardName"])

@@ -19,6 +19,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from app import metrics as worker_metrics
 from tests.provisioning.cfn import (
     CONTRACT_OUTPUTS,
+    GUIDE_DISTRIBUTION,
+    GUIDE_INSTANCE_TYPES,
     TEMPLATE_PATH,
     USER_DATA_PATH,
     Evaluator,
@@ -230,17 +232,8 @@ def test_mixed_instances_policy_is_the_guides(
 ) -> None:
     group = evaluate().resource("WorkerGroup")
     policy = group["MixedInstancesPolicy"]
-    assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == [
-        "t3.medium",
-        "t3a.medium",
-        "t2.medium",
-    ]
-    assert policy["InstancesDistribution"] == {
-        "OnDemandAllocationStrategy": "prioritized",
-        "OnDemandBaseCapacity": 0,
-        "OnDemandPercentageAboveBaseCapacity": 30,
-        "SpotAllocationStrategy": "capacity-optimized",
-    }
+    assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == GUIDE_INSTANCE_TYPES
+    assert policy["InstancesDistribution"] == GUIDE_DISTRIBUTION
     raw = template["Resources"]["WorkerGroup"]["Properties"]
     specification = raw["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]
     assert specification["Version"] == {"Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]}
