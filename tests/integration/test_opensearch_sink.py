@@ -26,7 +26,7 @@ from app.sinks import IndexMismatch, WriteOutcome
 from app.sinks.factory import build_sink
 from app.sinks.opensearch import OpenSearchSink, build_opensearch_client
 from tests.support.components import component_missing, free_port
-from tests.support.sink_contract import APPLIED, STALE, GuardContract, remove, upsert
+from tests.support.sink_contract import APPLIED, STALE, GuardContract, remove, upsert, write_search_corpus
 
 pytestmark = pytest.mark.integration
 
@@ -321,15 +321,7 @@ def test_ping_passes_when_the_index_answers(sink: OpenSearchSink) -> None:
 
 
 def test_search_text_finds_words_of_the_key_and_of_the_text(sink: OpenSearchSink, client: OpenSearch) -> None:
-    sink.write(
-        [
-            upsert("photos/red-flower_2041.JPG", "01"),
-            upsert("docs/report.pdf", "01", text="Quarterly harvest of sunflowers and tulips"),
-            upsert("docs/other.pdf", "01", text="nothing relevant"),
-            upsert("gone/tulip.jpg", "01"),
-        ]
-    )
-    sink.write([remove("gone/tulip.jpg", "02")])
+    write_search_corpus(sink)
     client.indices.refresh(index=INDEX)
     by_key = sink.search_text("flower", k=5)
     assert [hit.doc_id for hit in by_key] == [document_id("bkt", "photos/red-flower_2041.JPG")]

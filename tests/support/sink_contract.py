@@ -42,6 +42,19 @@ def get(sink: GuardedSink, key: str) -> dict[str, Any]:
     return document
 
 
+def write_search_corpus(sink: GuardedSink) -> None:
+    """What the search tests look for: a word in a key, words in a text, and a removed file."""
+    sink.write(
+        [
+            upsert("photos/red-flower_2041.JPG", "01"),
+            upsert("docs/report.pdf", "01", text="Quarterly harvest of sunflowers and tulips"),
+            upsert("docs/other.pdf", "01", text="nothing relevant"),
+            upsert("gone/tulip.jpg", "01"),
+        ]
+    )
+    sink.write([remove("gone/tulip.jpg", "02")])
+
+
 class GuardContract:
     """Tests a sink module runs by subclassing this (``class TestGuardContract(GuardContract)``)."""
 

@@ -17,7 +17,15 @@ from app.errors import PermanentError, TransientError
 from app.sinks import IndexMismatch
 from app.sinks.factory import build_sink
 from app.sinks.local import LocalSink
-from tests.support.sink_contract import APPLIED, STALE, GuardContract, get, remove, upsert
+from tests.support.sink_contract import (
+    APPLIED,
+    STALE,
+    GuardContract,
+    get,
+    remove,
+    upsert,
+    write_search_corpus,
+)
 
 DIMENSION = 4
 
@@ -242,15 +250,7 @@ def searchable(
 
 def test_search_text_finds_words_of_the_key_and_of_the_text(searchable: LocalSink) -> None:
     sink = searchable
-    sink.write(
-        [
-            upsert("photos/red-flower_2041.JPG", "01"),
-            upsert("docs/report.pdf", "01", text="Quarterly harvest of sunflowers and tulips"),
-            upsert("docs/other.pdf", "01", text="nothing relevant"),
-            upsert("gone/tulip.jpg", "01"),
-        ]
-    )
-    sink.write([remove("gone/tulip.jpg", "02")])
+    write_search_corpus(sink)
     by_key = sink.search_text("flower", k=5)
     assert [hit.doc_id for hit in by_key] == [document_id("bkt", "photos/red-flower_2041.JPG")]
     assert by_key[0].score > 0 and by_key[0].source["key"] == "photos/red-flower_2041.JPG"
